@@ -1,0 +1,3 @@
+//! Rampart's built-in checks.
+
+pub mod pss;
