@@ -6,7 +6,7 @@ use crate::object::ObjectView;
 use crate::{FieldPath, Severity};
 
 /// Describes a check for people: shown in reports, SARIF rules and docs.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct CheckMeta {
     /// Stable identifier, usable in `rampart.dev/ignore-<id>` annotations,
     /// so it only contains characters valid in an annotation key.
@@ -63,7 +63,11 @@ pub struct Violation {
 }
 
 impl Violation {
-    pub fn new(check_id: impl Into<Cow<'static, str>>, message: impl Into<String>, path: FieldPath) -> Self {
+    pub fn new(
+        check_id: impl Into<Cow<'static, str>>,
+        message: impl Into<String>,
+        path: FieldPath,
+    ) -> Self {
         Self {
             check_id: check_id.into(),
             severity: None,

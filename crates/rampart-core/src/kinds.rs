@@ -23,11 +23,23 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("", "Service"),
     ("", "ServiceAccount"),
     ("admissionregistration.k8s.io", "MutatingAdmissionPolicy"),
-    ("admissionregistration.k8s.io", "MutatingAdmissionPolicyBinding"),
-    ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"),
+    (
+        "admissionregistration.k8s.io",
+        "MutatingAdmissionPolicyBinding",
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "MutatingWebhookConfiguration",
+    ),
     ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"),
-    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding"),
-    ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"),
+    (
+        "admissionregistration.k8s.io",
+        "ValidatingAdmissionPolicyBinding",
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "ValidatingWebhookConfiguration",
+    ),
     ("apiextensions.k8s.io", "CustomResourceDefinition"),
     ("apiregistration.k8s.io", "APIService"),
     ("apps", "ControllerRevision"),
@@ -169,7 +181,10 @@ mod tests {
     #[test]
     fn knows_built_in_kinds_and_spots_wrong_groups() {
         assert_eq!(kind_status("apps", "Deployment"), KindStatus::BuiltIn);
-        assert_eq!(kind_status("", "Deployment"), KindStatus::WrongGroup(&["apps"]));
+        assert_eq!(
+            kind_status("", "Deployment"),
+            KindStatus::WrongGroup(&["apps"])
+        );
         assert_eq!(kind_status("example.com", "Widget"), KindStatus::Unknown);
         assert_eq!(kind_status("", "Pod"), KindStatus::BuiltIn);
     }

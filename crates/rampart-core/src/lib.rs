@@ -2,6 +2,7 @@
 //! Nothing here performs I/O.
 
 pub mod check;
+pub mod engine;
 pub mod kinds;
 pub mod object;
 pub mod path;
@@ -9,6 +10,7 @@ pub mod severity;
 pub mod value;
 
 pub use check::{Category, Check, CheckMeta, CorpusCheck, Violation};
+pub use engine::{Engine, Finding, IGNORE_ANNOTATION_PREFIX};
 pub use object::{ObjectView, PodBearingKind, PodTemplate};
 pub use path::{FieldPath, Segment};
 pub use severity::Severity;

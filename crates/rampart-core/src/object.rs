@@ -2,8 +2,8 @@
 
 use serde_json::Value;
 
-use crate::value::{field, str_field};
 use crate::FieldPath;
+use crate::value::{field, str_field};
 
 /// The nine kinds that carry a pod spec, and where it lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,14 +177,38 @@ mod tests {
         let spec = json!({"spec": {"containers": []}});
         let t = json!({"template": spec});
         let cases = [
-            (json!({"apiVersion": "v1", "kind": "Pod", "spec": {"containers": []}}), "spec"),
-            (json!({"apiVersion": "v1", "kind": "PodTemplate", "template": spec}), "template.spec"),
-            (json!({"apiVersion": "v1", "kind": "ReplicationController", "spec": t}), "spec.template.spec"),
-            (json!({"apiVersion": "apps/v1", "kind": "Deployment", "spec": t}), "spec.template.spec"),
-            (json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "spec": t}), "spec.template.spec"),
-            (json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "spec": t}), "spec.template.spec"),
-            (json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "spec": t}), "spec.template.spec"),
-            (json!({"apiVersion": "batch/v1", "kind": "Job", "spec": t}), "spec.template.spec"),
+            (
+                json!({"apiVersion": "v1", "kind": "Pod", "spec": {"containers": []}}),
+                "spec",
+            ),
+            (
+                json!({"apiVersion": "v1", "kind": "PodTemplate", "template": spec}),
+                "template.spec",
+            ),
+            (
+                json!({"apiVersion": "v1", "kind": "ReplicationController", "spec": t}),
+                "spec.template.spec",
+            ),
+            (
+                json!({"apiVersion": "apps/v1", "kind": "Deployment", "spec": t}),
+                "spec.template.spec",
+            ),
+            (
+                json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "spec": t}),
+                "spec.template.spec",
+            ),
+            (
+                json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "spec": t}),
+                "spec.template.spec",
+            ),
+            (
+                json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "spec": t}),
+                "spec.template.spec",
+            ),
+            (
+                json!({"apiVersion": "batch/v1", "kind": "Job", "spec": t}),
+                "spec.template.spec",
+            ),
             (
                 json!({"apiVersion": "batch/v1", "kind": "CronJob", "spec": {"jobTemplate": {"spec": t}}}),
                 "spec.jobTemplate.spec.template.spec",

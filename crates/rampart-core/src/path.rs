@@ -205,7 +205,10 @@ mod tests {
     fn parses_static_paths() {
         let p = FieldPath::parse("spec.jobTemplate.spec.template.spec");
         assert_eq!(p.len(), 5);
-        assert_eq!(FieldPath::parse("items[3].spec").to_string(), "items[3].spec");
+        assert_eq!(
+            FieldPath::parse("items[3].spec").to_string(),
+            "items[3].spec"
+        );
     }
 
     #[test]

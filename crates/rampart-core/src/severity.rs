@@ -3,7 +3,9 @@ use std::str::FromStr;
 
 /// How much a finding matters. Ordered from least to most severe so that
 /// `finding.severity >= threshold` reads naturally.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Info,
