@@ -1,3 +1,4 @@
 //! Rampart's built-in checks.
 
+pub mod practices;
 pub mod pss;
