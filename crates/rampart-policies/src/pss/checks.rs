@@ -12,6 +12,8 @@ use rampart_core::value::{array_field, bool_field, dig, field, int_field, str_fi
 use rampart_core::{FieldPath, PodTemplate};
 use serde_json::Value;
 
+use super::quote::go_quote;
+
 /// A failed check: upstream's `ForbiddenReason` and `ForbiddenDetail`, plus where.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Forbidden {
@@ -112,39 +114,6 @@ fn containers_phrase(names: &[&str]) -> String {
         pluralize("container", "containers", names.len()),
         join_quote(names)
     )
-}
-
-/// Go's `%q` for the strings found in annotations.
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c if c.is_control() => {
-                let n = c as u32;
-                if n <= 0xffff {
-                    out.push_str(&format!("\\u{n:04x}"));
-                } else {
-                    out.push_str(&format!("\\U{n:08x}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 fn annotations<'a>(pod: &PodTemplate<'a>) -> impl Iterator<Item = (&'a str, &'a str)> {
@@ -331,7 +300,10 @@ pub fn app_armor_profile_1_0(pod: &PodTemplate<'_>) -> Option<Forbidden> {
     }
     let mut bad = Vec::new();
     for c in containers(pod.spec) {
-        if let Some(profile) = c.security_context().and_then(|sc| field(sc, "appArmorProfile")) {
+        if let Some(profile) = c
+            .security_context()
+            .and_then(|sc| field(sc, "appArmorProfile"))
+        {
             let t = str_field(profile, "type").unwrap_or("");
             if !apparmor_type_allowed(t) {
                 bad.push(c.name);
@@ -354,9 +326,8 @@ pub fn app_armor_profile_1_0(pod: &PodTemplate<'_>) -> Option<Forbidden> {
     let mut value_list: Vec<String> = values.into_iter().collect();
     if !forbidden_annotations.is_empty() {
         forbidden_annotations.sort();
-        setters.push(
-            pluralize("annotation", "annotations", forbidden_annotations.len()).to_owned(),
-        );
+        setters
+            .push(pluralize("annotation", "annotations", forbidden_annotations.len()).to_owned());
         for (text, key) in forbidden_annotations {
             value_list.push(text);
             paths.push(annotation_path(pod, key));
@@ -399,7 +370,9 @@ pub fn capabilities_baseline_1_0(pod: &PodTemplate<'_>) -> Option<Forbidden> {
     let mut caps = BTreeSet::new();
     let mut paths = Vec::new();
     for c in containers(pod.spec) {
-        let Some(capabilities) = c.security_context().and_then(|sc| field(sc, "capabilities"))
+        let Some(capabilities) = c
+            .security_context()
+            .and_then(|sc| field(sc, "capabilities"))
         else {
             continue;
         };
@@ -409,7 +382,10 @@ pub fn capabilities_baseline_1_0(pod: &PodTemplate<'_>) -> Option<Forbidden> {
             if !CAPABILITIES_ALLOWED_1_0.contains(&cap) {
                 valid = false;
                 caps.insert(cap);
-                paths.push(c.security_context_path(pod, &["capabilities", "add"]).index(j));
+                paths.push(
+                    c.security_context_path(pod, &["capabilities", "add"])
+                        .index(j),
+                );
             }
         }
         if !valid {
@@ -458,7 +434,9 @@ fn selinux_options(pod: &PodTemplate<'_>, allowed_types: &[&str]) -> Option<Forb
     }
     let mut bad = Vec::new();
     for c in containers(pod.spec) {
-        if let Some(opts) = c.security_context().and_then(|sc| field(sc, "seLinuxOptions"))
+        if let Some(opts) = c
+            .security_context()
+            .and_then(|sc| field(sc, "seLinuxOptions"))
             && !check(opts)
         {
             bad.push(c.name);
@@ -497,7 +475,10 @@ fn selinux_options(pod: &PodTemplate<'_>, allowed_types: &[&str]) -> Option<Forb
 }
 
 pub fn se_linux_options_1_0(pod: &PodTemplate<'_>) -> Option<Forbidden> {
-    selinux_options(pod, &["", "container_t", "container_init_t", "container_kvm_t"])
+    selinux_options(
+        pod,
+        &["", "container_t", "container_init_t", "container_kvm_t"],
+    )
 }
 
 pub fn se_linux_options_1_31(pod: &PodTemplate<'_>) -> Option<Forbidden> {
@@ -619,12 +600,16 @@ fn scan_seccomp<'a>(pod: &PodTemplate<'a>) -> SeccompScan<'a> {
         } else {
             scan.setters.push("pod".to_owned());
             scan.values.insert(t);
-            scan.paths.push(pod_sc_path(pod, &["seccompProfile", "type"]));
+            scan.paths
+                .push(pod_sc_path(pod, &["seccompProfile", "type"]));
         }
     }
     let mut bad = Vec::new();
     for c in containers(pod.spec) {
-        match c.security_context().and_then(|sc| field(sc, "seccompProfile")) {
+        match c
+            .security_context()
+            .and_then(|sc| field(sc, "seccompProfile"))
+        {
             Some(profile) => {
                 let t = str_field(profile, "type").unwrap_or("");
                 if !seccomp_type_valid(t) {
@@ -739,8 +724,11 @@ pub fn sysctls_1_37(pod: &PodTemplate<'_>) -> Option<Forbidden> {
 }
 
 pub fn windows_host_process_1_0(pod: &PodTemplate<'_>) -> Option<Forbidden> {
-    let host_process =
-        |sc: Option<&Value>| sc.and_then(|sc| dig(sc, &["windowsOptions", "hostProcess"])).and_then(Value::as_bool) == Some(true);
+    let host_process = |sc: Option<&Value>| {
+        sc.and_then(|sc| dig(sc, &["windowsOptions", "hostProcess"]))
+            .and_then(Value::as_bool)
+            == Some(true)
+    };
     let mut bad = Vec::new();
     let mut paths = Vec::new();
     let mut container_paths = Vec::new();
@@ -809,7 +797,9 @@ pub fn capabilities_restricted_1_22(pod: &PodTemplate<'_>) -> Option<Forbidden> 
     let mut forbidden_caps = BTreeSet::new();
     let mut paths = Vec::new();
     for c in containers(pod.spec) {
-        let Some(capabilities) = c.security_context().and_then(|sc| field(sc, "capabilities"))
+        let Some(capabilities) = c
+            .security_context()
+            .and_then(|sc| field(sc, "capabilities"))
         else {
             missing_drop_all.push(c.name);
             paths.push(c.security_context_path(pod, &["capabilities", "drop"]));
@@ -828,7 +818,10 @@ pub fn capabilities_restricted_1_22(pod: &PodTemplate<'_>) -> Option<Forbidden> 
             if cap != "NET_BIND_SERVICE" {
                 added_forbidden = true;
                 forbidden_caps.insert(cap);
-                paths.push(c.security_context_path(pod, &["capabilities", "add"]).index(j));
+                paths.push(
+                    c.security_context_path(pod, &["capabilities", "add"])
+                        .index(j),
+                );
             }
         }
         if added_forbidden {
@@ -970,7 +963,10 @@ pub fn run_as_non_root_1_0(pod: &PodTemplate<'_>) -> Option<Forbidden> {
     let mut implicitly_bad = Vec::new();
     let mut implicit_paths = Vec::new();
     for c in containers(pod.spec) {
-        match c.security_context().and_then(|sc| bool_field(sc, "runAsNonRoot")) {
+        match c
+            .security_context()
+            .and_then(|sc| bool_field(sc, "runAsNonRoot"))
+        {
             Some(false) => {
                 explicitly_bad.push(c.name);
                 paths.push(c.security_context_path(pod, &["runAsNonRoot"]));
@@ -1022,7 +1018,10 @@ pub fn run_as_user_1_23(pod: &PodTemplate<'_>) -> Option<Forbidden> {
     }
     let mut bad = Vec::new();
     for c in containers(pod.spec) {
-        if c.security_context().and_then(|sc| int_field(sc, "runAsUser")) == Some(0) {
+        if c.security_context()
+            .and_then(|sc| int_field(sc, "runAsUser"))
+            == Some(0)
+        {
             bad.push(c.name);
             paths.push(c.security_context_path(pod, &["runAsUser"]));
         }
@@ -1072,17 +1071,4 @@ pub fn seccomp_profile_restricted_1_25(pod: &PodTemplate<'_>) -> Option<Forbidde
         return None;
     }
     seccomp_profile_restricted_1_19(pod)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::go_quote;
-
-    #[test]
-    fn quotes_like_go() {
-        assert_eq!(go_quote("unconfined"), r#""unconfined""#);
-        assert_eq!(go_quote("a\"b\\c\n"), r#""a\"b\\c\n""#);
-        assert_eq!(go_quote("\u{1}"), r#""\x01""#);
-        assert_eq!(go_quote("é"), "\"é\"");
-    }
 }

@@ -8,6 +8,7 @@
 //! come out baseline checks first, then restricted, each sorted by ID.
 
 pub mod checks;
+mod quote;
 mod version;
 
 use std::borrow::Cow;
@@ -333,12 +334,7 @@ impl Profile {
     pub fn evaluate(&self, pod: &PodTemplate<'_>) -> Vec<PssResult> {
         self.checks
             .iter()
-            .filter_map(|(check, f)| {
-                f(pod).map(|forbidden| PssResult {
-                    check,
-                    forbidden,
-                })
-            })
+            .filter_map(|(check, f)| f(pod).map(|forbidden| PssResult { check, forbidden }))
             .collect()
     }
 
@@ -407,7 +403,8 @@ impl Check for PssCheck {
                 format!("{} ({})", f.reason, f.detail)
             };
             out.push(
-                Violation::new(self.meta.id.clone(), message, primary).with_related(paths.collect()),
+                Violation::new(self.meta.id.clone(), message, primary)
+                    .with_related(paths.collect()),
             );
         }
     }

@@ -55,7 +55,8 @@ impl FromStr for Level {
 /// A policy version: `v1.N` or `latest`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Version {
-    Minor(u32),
+    /// Any minor upstream accepts: up to `i64::MAX`, Go's `strconv.Atoi` limit.
+    Minor(u64),
     Latest,
 }
 
@@ -64,7 +65,7 @@ impl Version {
     /// policy change, and `latest`, evaluate as the newest.
     pub fn effective_minor(self) -> u32 {
         match self {
-            Version::Minor(m) => m.min(NEWEST_MINOR),
+            Version::Minor(m) => m.min(u64::from(NEWEST_MINOR)) as u32,
             Version::Latest => NEWEST_MINOR,
         }
     }
@@ -82,7 +83,8 @@ impl fmt::Display for Version {
 impl FromStr for Version {
     type Err = ParseError;
 
-    /// Accepts exactly what upstream's `^v1\.([0-9]|[1-9][0-9]*)$` accepts, plus `latest`.
+    /// Accepts exactly what upstream's `^v1\.([0-9]|[1-9][0-9]*)$` accepts, plus `latest`;
+    /// like upstream's `strconv.Atoi`, minors beyond `i64::MAX` are rejected.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s == "latest" {
             return Ok(Version::Latest);
@@ -95,7 +97,10 @@ impl FromStr for Version {
         if !canonical {
             return Err(err());
         }
-        minor.parse().map(Version::Minor).map_err(|_| err())
+        minor
+            .parse::<i64>()
+            .map(|m| Version::Minor(m.unsigned_abs()))
+            .map_err(|_| err())
     }
 }
 
@@ -115,7 +120,24 @@ mod tests {
         assert_eq!("v1.0".parse(), Ok(Version::Minor(0)));
         assert_eq!("v1.37".parse(), Ok(Version::Minor(37)));
         assert_eq!("v1.120".parse(), Ok(Version::Minor(120)));
-        for bad in ["v1.01", "v2.0", "1.25", "v1.", "v1.x", "Latest", ""] {
+        // Go's Atoi takes any int64; only larger minors are invalid.
+        assert_eq!("v1.4294967296".parse(), Ok(Version::Minor(1 << 32)));
+        assert_eq!(
+            "v1.9223372036854775807".parse(),
+            Ok(Version::Minor(i64::MAX as u64))
+        );
+        for bad in [
+            "v1.01",
+            "v2.0",
+            "1.25",
+            "v1.",
+            "v1.x",
+            "v1.+1",
+            "v1.-1",
+            "v1.9223372036854775808",
+            "Latest",
+            "",
+        ] {
             assert!(bad.parse::<Version>().is_err(), "{bad}");
         }
     }
@@ -125,6 +147,8 @@ mod tests {
         assert_eq!(Version::Minor(99).effective_minor(), NEWEST_MINOR);
         assert_eq!(Version::Latest.effective_minor(), NEWEST_MINOR);
         assert_eq!(Version::Minor(3).effective_minor(), 3);
+        assert_eq!(Version::Minor(u64::MAX).effective_minor(), NEWEST_MINOR);
+        assert_eq!(Version::Minor(1 << 32).to_string(), "v1.4294967296");
     }
 
     #[test]
