@@ -118,6 +118,12 @@ pub enum KindStatus {
     Unknown,
 }
 
+/// Whether `group` is served by a stock API server (or is Rampart's own);
+/// kinds in other groups are custom resources.
+pub fn is_built_in_group(group: &str) -> bool {
+    BUILT_IN.iter().any(|&(g, _)| g == group)
+}
+
 pub fn kind_status(group: &str, kind: &str) -> KindStatus {
     if BUILT_IN.iter().any(|&(g, k)| g == group && k == kind) {
         return KindStatus::BuiltIn;
@@ -187,5 +193,7 @@ mod tests {
         );
         assert_eq!(kind_status("example.com", "Widget"), KindStatus::Unknown);
         assert_eq!(kind_status("", "Pod"), KindStatus::BuiltIn);
+        assert!(is_built_in_group("") && is_built_in_group("networking.k8s.io"));
+        assert!(!is_built_in_group("cert-manager.io"));
     }
 }
