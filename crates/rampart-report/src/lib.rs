@@ -34,6 +34,7 @@ pub struct ScanReport {
 
 /// Where an object came from.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Origin {
     /// Path as given on the command line (or `-` for standard input).
     pub source: Arc<str>,

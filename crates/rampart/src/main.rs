@@ -1,0 +1,29 @@
+//! The `rampart` command: a thin layer over the library crates.
+
+mod cli;
+mod scan;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+/// Exit codes: 0 clean, 1 findings at or above the threshold, 2 usage or input errors.
+pub const EXIT_FINDINGS: u8 = 1;
+pub const EXIT_ERROR: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Scan(args) => scan::run(&args),
+        Command::Checks(args) => scan::list_checks(&args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("rampart: error: {err:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
