@@ -1,6 +1,6 @@
 //! Maps field paths to line and column by replaying the parser's events.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rampart_core::FieldPath;
 use serde_saphyr::granit_parser::{Event, Parser};
@@ -30,6 +30,10 @@ enum Frame {
         pointer: String,
         next: usize,
     },
+    /// A container no wanted path goes through; `depth` counts open nodes.
+    Skip {
+        depth: usize,
+    },
 }
 
 fn escape_into(out: &mut String, key: &str) {
@@ -47,6 +51,32 @@ impl LineIndex {
     /// 1-based line of the document's first line in its file. Parse errors stop
     /// the indexing; what was indexed up to there stays usable.
     pub fn build(text: &str, first_line: usize) -> Self {
+        Self::build_filtered(text, first_line, None)
+    }
+
+    /// Indexes only what is needed to locate `paths`: their fields and
+    /// ancestors. Subtrees off those paths are skipped without building
+    /// pointers, which makes locating a few findings in a large document cheap.
+    pub fn build_for<'p>(
+        text: &str,
+        first_line: usize,
+        paths: impl IntoIterator<Item = &'p FieldPath>,
+    ) -> Self {
+        let mut wanted = HashSet::new();
+        wanted.insert(String::new());
+        for path in paths {
+            let mut pointer = path.to_json_pointer();
+            while !pointer.is_empty() && !wanted.contains(&pointer) {
+                wanted.insert(pointer.clone());
+                let cut = pointer.rfind('/').unwrap_or(0);
+                pointer.truncate(cut);
+            }
+        }
+        Self::build_filtered(text, first_line, Some(&wanted))
+    }
+
+    fn build_filtered(text: &str, first_line: usize, wanted: Option<&HashSet<String>>) -> Self {
+        let is_wanted = |pointer: &str| wanted.is_none_or(|w| w.contains(pointer));
         let mut positions = HashMap::new();
         let mut stack: Vec<Frame> = Vec::new();
         let pos = |line: usize, col: usize| Position {
@@ -62,6 +92,18 @@ impl LineIndex {
                 Event::Scalar(..) | Event::Alias(..) => (false, false),
                 _ => continue,
             };
+            if let Some(Frame::Skip { depth }) = stack.last_mut() {
+                if opens {
+                    *depth += 1;
+                } else if closes {
+                    *depth -= 1;
+                    if *depth == 0 {
+                        stack.pop();
+                        value_done(&mut stack);
+                    }
+                }
+                continue;
+            }
             if closes {
                 // Closing a complex key being skipped, or a container.
                 if let Some(Frame::Map { skipping, .. }) = stack.last_mut()
@@ -101,7 +143,9 @@ impl LineIndex {
                         let mut p = pointer.clone();
                         p.push('/');
                         escape_into(&mut p, &name);
-                        positions.entry(p).or_insert(here);
+                        if is_wanted(&p) {
+                            positions.entry(p).or_insert(here);
+                        }
                         *key = Some(name);
                         continue;
                     }
@@ -114,11 +158,22 @@ impl LineIndex {
                 },
                 Some(Frame::Seq { pointer, next }) => {
                     let p = format!("{pointer}/{next}");
-                    positions.entry(p.clone()).or_insert(here);
+                    if is_wanted(&p) {
+                        positions.entry(p.clone()).or_insert(here);
+                    }
                     Some(p)
                 }
+                Some(Frame::Skip { .. }) => unreachable!("skipped frames are handled above"),
             };
             let pointer = child_pointer.unwrap_or_default();
+            if !is_wanted(&pointer) {
+                if opens {
+                    stack.push(Frame::Skip { depth: 1 });
+                } else {
+                    value_done(&mut stack);
+                }
+                continue;
+            }
             if pointer.is_empty() {
                 positions.entry(String::new()).or_insert(here);
             }
@@ -161,7 +216,7 @@ fn value_done(stack: &mut [Frame]) {
     match stack.last_mut() {
         Some(Frame::Map { key, .. }) => *key = None,
         Some(Frame::Seq { next, .. }) => *next += 1,
-        None => {}
+        Some(Frame::Skip { .. }) | None => {}
     }
 }
 
@@ -226,6 +281,29 @@ spec:
             .key("annotations")
             .key("a.b/c");
         assert_eq!(index.locate(&path).map(|p| p.line), Some(15));
+    }
+
+    #[test]
+    fn targeted_index_locates_the_wanted_paths_like_the_full_one() {
+        let full = LineIndex::build(DOC, 1);
+        let paths = [
+            FieldPath::parse("spec.containers[0].securityContext.privileged"),
+            FieldPath::parse("spec.containers[1].securityContext.runAsNonRoot"),
+            FieldPath::root()
+                .key("metadata")
+                .key("annotations")
+                .key("a.b/c"),
+        ];
+        let targeted = LineIndex::build_for(DOC, 1, &paths);
+        for p in &paths {
+            assert_eq!(targeted.locate(p), full.locate(p), "{p}");
+        }
+        assert!(targeted.len() < full.len(), "skips what is not wanted");
+        assert_eq!(
+            targeted.locate(&FieldPath::parse("kind")).map(|p| p.line),
+            Some(1),
+            "falls back to the root"
+        );
     }
 
     #[test]

@@ -127,7 +127,28 @@ impl Document {
     }
 
     fn locate(&self, list_item: Option<usize>, path: &FieldPath) -> Option<Position> {
-        self.line_index().locate(&prefixed(list_item, path))
+        self.locate_all(list_item, std::slice::from_ref(path))
+            .pop()
+            .flatten()
+    }
+
+    /// A `List` keeps one index for all its items, built once; a plain document
+    /// is indexed just along the wanted paths each time, which is cheaper than
+    /// indexing (and keeping) every field of every document with findings.
+    fn locate_all(&self, list_item: Option<usize>, paths: &[FieldPath]) -> Vec<Option<Position>> {
+        match list_item {
+            Some(_) => {
+                let index = self.line_index();
+                paths
+                    .iter()
+                    .map(|p| index.locate(&prefixed(list_item, p)))
+                    .collect()
+            }
+            None => {
+                let index = LineIndex::build_for(self.text(), self.first_line, paths);
+                paths.iter().map(|p| index.locate(p)).collect()
+            }
+        }
     }
 
     /// Where an issue about `path` points; the document start when unknown.
@@ -174,10 +195,15 @@ impl Manifest {
     }
 
     /// File line and column of a field of this object, or of its nearest
-    /// existing ancestor when the field is absent. Builds the document's line
-    /// index on first use.
+    /// existing ancestor when the field is absent.
     pub fn locate(&self, path: &FieldPath) -> Option<Position> {
         self.origin.locate(self.list_item, path)
+    }
+
+    /// [`locate`](Self::locate) for several fields at once, reading the
+    /// document once.
+    pub fn locate_all(&self, paths: &[FieldPath]) -> Vec<Option<Position>> {
+        self.origin.locate_all(self.list_item, paths)
     }
 
     /// File line where the object starts.

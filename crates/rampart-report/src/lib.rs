@@ -138,25 +138,49 @@ impl ScanReport {
     /// The JSON rendering: summary, findings grouped by object (objects
     /// without findings are left out), rules and input errors.
     pub fn to_json(&self) -> serde_json::Value {
-        let rules: Vec<_> = self.rules.iter().map(|r| r.as_ref()).collect();
-        let objects: Vec<_> = self
-            .objects
-            .iter()
-            .filter(|o| !o.findings.is_empty())
-            .collect();
-        serde_json::json!({
-            "tool": {"name": "rampart", "version": self.tool_version},
-            "summary": self.summary(),
-            "results": objects,
-            "inputErrors": self.input_errors,
-            "rules": rules,
-        })
+        serde_json::to_value(JsonReport::new(self)).expect("the report serializes")
+    }
+}
+
+/// The JSON document, borrowing from the report so rendering copies nothing.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonReport<'a> {
+    tool: JsonTool<'a>,
+    summary: Summary,
+    results: Vec<&'a ObjectResult>,
+    input_errors: &'a [InputError],
+    rules: Vec<&'a CheckMeta>,
+}
+
+#[derive(serde::Serialize)]
+struct JsonTool<'a> {
+    name: &'static str,
+    version: &'a str,
+}
+
+impl<'a> JsonReport<'a> {
+    fn new(report: &'a ScanReport) -> Self {
+        Self {
+            tool: JsonTool {
+                name: "rampart",
+                version: &report.tool_version,
+            },
+            summary: report.summary(),
+            results: report
+                .objects
+                .iter()
+                .filter(|o| !o.findings.is_empty())
+                .collect(),
+            input_errors: &report.input_errors,
+            rules: report.rules.iter().map(|r| r.as_ref()).collect(),
+        }
     }
 }
 
 /// Renders `report` as pretty JSON followed by a newline.
 pub fn render_json(report: &ScanReport, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, &report.to_json())?;
+    serde_json::to_writer_pretty(&mut *out, &JsonReport::new(report))?;
     out.write_all(b"\n")
 }
 

@@ -2,9 +2,12 @@
 //! that ran, a result per finding with a file region, input problems as tool
 //! notifications.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::io::{self, Write};
 
 use rampart_core::Severity;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::ScanReport;
@@ -52,107 +55,271 @@ fn artifact_uri(source: &str) -> String {
     out
 }
 
-fn location(source: &str, line: Option<usize>, column: Option<usize>) -> Value {
-    let mut physical =
-        json!({"artifactLocation": {"uri": artifact_uri(source), "uriBaseId": "%SRCROOT%"}});
-    if let Some(line) = line {
-        let mut region = json!({"startLine": line});
-        if let Some(column) = column {
-            region["startColumn"] = json!(column);
-        }
-        physical["region"] = region;
-    }
-    json!({"physicalLocation": physical})
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Log<'a> {
+    #[serde(rename = "$schema")]
+    schema: &'static str,
+    version: &'static str,
+    runs: [Run<'a>; 1],
 }
 
-pub fn to_sarif(report: &ScanReport) -> Value {
-    let rules: Vec<Value> = report
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Run<'a> {
+    tool: Tool<'a>,
+    invocations: [Invocation; 1],
+    original_uri_base_ids: Value,
+    results: Vec<SarifResult<'a>>,
+}
+
+#[derive(Serialize)]
+struct Tool<'a> {
+    driver: Driver<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Driver<'a> {
+    name: &'static str,
+    version: &'a str,
+    semantic_version: &'a str,
+    information_uri: &'static str,
+    rules: Vec<Rule<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Rule<'a> {
+    id: &'a str,
+    name: &'a str,
+    short_description: Text<'a>,
+    full_description: Text<'a>,
+    help: Help,
+    default_configuration: Configuration,
+    properties: RuleProperties<'a>,
+}
+
+#[derive(Serialize)]
+struct Text<'a> {
+    text: Cow<'a, str>,
+}
+
+#[derive(Serialize)]
+struct Help {
+    text: String,
+    markdown: String,
+}
+
+#[derive(Serialize)]
+struct Configuration {
+    level: &'static str,
+}
+
+#[derive(Serialize)]
+struct RuleProperties<'a> {
+    tags: [&'a str; 3],
+    precision: &'static str,
+    #[serde(rename = "problem.severity")]
+    problem_severity: &'static str,
+    #[serde(rename = "security-severity")]
+    security_severity: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Invocation {
+    execution_successful: bool,
+    tool_execution_notifications: Vec<Notification>,
+}
+
+#[derive(Serialize)]
+struct Notification {
+    level: &'static str,
+    message: Text<'static>,
+    locations: [Location; 1],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Location {
+    physical_location: PhysicalLocation,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PhysicalLocation {
+    artifact_location: ArtifactLocation,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    region: Option<Region>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ArtifactLocation {
+    uri: String,
+    uri_base_id: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Region {
+    start_line: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    start_column: Option<usize>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SarifResult<'a> {
+    rule_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule_index: Option<usize>,
+    level: &'static str,
+    message: Text<'a>,
+    locations: [Location; 1],
+    properties: ResultProperties<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    suppressions: Option<[Suppression<'a>; 1]>,
+}
+
+#[derive(Serialize)]
+struct ResultProperties<'a> {
+    severity: &'static str,
+    path: String,
+    kind: &'a str,
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    namespace: Option<&'a str>,
+    document: usize,
+}
+
+#[derive(Serialize)]
+struct Suppression<'a> {
+    kind: &'static str,
+    justification: &'a str,
+}
+
+fn location(source: &str, line: Option<usize>, column: Option<usize>) -> Location {
+    Location {
+        physical_location: PhysicalLocation {
+            artifact_location: ArtifactLocation {
+                uri: artifact_uri(source),
+                uri_base_id: "%SRCROOT%",
+            },
+            region: line.map(|start_line| Region {
+                start_line,
+                start_column: column,
+            }),
+        },
+    }
+}
+
+fn log(report: &ScanReport) -> Log<'_> {
+    let rules = report
         .rules
         .iter()
-        .map(|r| {
-            json!({
-                "id": r.id,
-                "name": r.id,
-                "shortDescription": {"text": r.title},
-                "fullDescription": {"text": r.why},
-                "help": {
-                    "text": format!("{}\nFix: {}", r.why, r.fix),
-                    "markdown": format!("{}\n\n**Fix:** {}", r.why, r.fix),
-                },
-                "defaultConfiguration": {"level": level(r.severity)},
-                "properties": {
-                    "tags": ["security", "kubernetes", r.category.as_str()],
-                    "precision": "very-high",
-                    "problem.severity": level(r.severity),
-                    "security-severity": security_severity(r.severity),
-                },
-            })
+        .map(|r| Rule {
+            id: &r.id,
+            name: &r.id,
+            short_description: Text {
+                text: Cow::Borrowed(&r.title),
+            },
+            full_description: Text {
+                text: Cow::Borrowed(&r.why),
+            },
+            help: Help {
+                text: format!("{}\nFix: {}", r.why, r.fix),
+                markdown: format!("{}\n\n**Fix:** {}", r.why, r.fix),
+            },
+            default_configuration: Configuration {
+                level: level(r.severity),
+            },
+            properties: RuleProperties {
+                tags: ["security", "kubernetes", r.category.as_str()],
+                precision: "very-high",
+                problem_severity: level(r.severity),
+                security_severity: security_severity(r.severity),
+            },
         })
         .collect();
-    let rule_index = |id: &str| report.rules.iter().position(|r| r.id == id);
+    let rule_index: HashMap<&str, usize> = report
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.id.as_ref(), i))
+        .collect();
     let mut results = Vec::new();
     for object in &report.objects {
+        let display_name = object.display_name();
         for f in &object.findings {
             let finding = &f.finding;
-            let mut result = json!({
-                "ruleId": f.check_id,
-                "level": level(finding.severity),
-                "message": {"text": format!("{}: {}", object.display_name(), finding.message)},
-                "locations": [location(&object.origin.source, f.line, f.column)],
-                "properties": {
-                    "severity": finding.severity.as_str(),
-                    "path": finding.path.to_string(),
-                    "kind": object.kind,
-                    "name": object.name,
-                    "document": object.origin.document,
+            results.push(SarifResult {
+                rule_id: &f.check_id,
+                rule_index: rule_index.get(f.check_id.as_str()).copied(),
+                level: level(finding.severity),
+                message: Text {
+                    text: Cow::Owned(format!("{display_name}: {}", finding.message)),
                 },
+                locations: [location(&object.origin.source, f.line, f.column)],
+                properties: ResultProperties {
+                    severity: finding.severity.as_str(),
+                    path: finding.path.to_string(),
+                    kind: &object.kind,
+                    name: &object.name,
+                    namespace: object.namespace.as_deref(),
+                    document: object.origin.document,
+                },
+                suppressions: finding.suppressed.as_deref().map(|justification| {
+                    [Suppression {
+                        kind: "inSource",
+                        justification,
+                    }]
+                }),
             });
-            if let Some(i) = rule_index(&f.check_id) {
-                result["ruleIndex"] = json!(i);
-            }
-            if let Some(ns) = &object.namespace {
-                result["properties"]["namespace"] = json!(ns);
-            }
-            if let Some(reason) = &finding.suppressed {
-                result["suppressions"] = json!([{"kind": "inSource", "justification": reason}]);
-            }
-            results.push(result);
         }
     }
-    let notifications: Vec<Value> = report
+    let notifications = report
         .input_errors
         .iter()
-        .map(|e| {
-            json!({
-                "level": if e.lost_input { "error" } else { "warning" },
-                "message": {"text": format!("{}: {}", e.kind, e.message)},
-                "locations": [location(&e.source, e.line, e.column)],
-            })
+        .map(|e| Notification {
+            level: if e.lost_input { "error" } else { "warning" },
+            message: Text {
+                text: Cow::Owned(format!("{}: {}", e.kind, e.message)),
+            },
+            locations: [location(&e.source, e.line, e.column)],
         })
         .collect();
-    json!({
-        "$schema": SCHEMA,
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {
-                "name": "rampart",
-                "version": report.tool_version,
-                "semanticVersion": report.tool_version,
-                "informationUri": INFORMATION_URI,
-                "rules": rules,
-            }},
-            "invocations": [{
-                "executionSuccessful": report.summary().input_errors == 0,
-                "toolExecutionNotifications": notifications,
+    Log {
+        schema: SCHEMA,
+        version: "2.1.0",
+        runs: [Run {
+            tool: Tool {
+                driver: Driver {
+                    name: "rampart",
+                    version: &report.tool_version,
+                    semantic_version: &report.tool_version,
+                    information_uri: INFORMATION_URI,
+                    rules,
+                },
+            },
+            invocations: [Invocation {
+                execution_successful: report.summary().input_errors == 0,
+                tool_execution_notifications: notifications,
             }],
-            "originalUriBaseIds": {"%SRCROOT%": {"description": {"text": "The directory rampart scan ran in"}}},
-            "results": results,
+            original_uri_base_ids: json!({"%SRCROOT%": {"description": {"text": "The directory rampart scan ran in"}}}),
+            results,
         }],
-    })
+    }
+}
+
+#[cfg(test)]
+pub fn to_sarif(report: &ScanReport) -> Value {
+    serde_json::to_value(log(report)).expect("the SARIF log serializes")
 }
 
 pub fn render_sarif(report: &ScanReport, out: &mut dyn Write) -> io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, &to_sarif(report))?;
+    serde_json::to_writer_pretty(&mut *out, &log(report))?;
     out.write_all(b"\n")
 }
 

@@ -97,6 +97,9 @@ pub struct ScanArgs {
     /// Never show a progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Print how long each phase took to stderr.
+    #[arg(long)]
+    pub timings: bool,
     /// Largest file read, in bytes.
     #[arg(long, default_value_t = 32 * 1024 * 1024, value_name = "BYTES")]
     pub max_file_size: u64,

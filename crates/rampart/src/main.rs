@@ -9,6 +9,11 @@ use clap::Parser;
 
 use cli::{Cli, Command};
 
+// Parsing builds and drops millions of small JSON nodes; mimalloc's
+// thread-local free lists make that markedly cheaper than glibc's malloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit codes: 0 clean, 1 findings at or above the threshold, 2 usage or input errors.
 pub const EXIT_FINDINGS: u8 = 1;
 pub const EXIT_ERROR: u8 = 2;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rampart_core::{CheckMeta, Engine, ObjectView};
+use rampart_core::{CheckMeta, Engine, FieldPath, Finding, ObjectView};
 use rampart_manifest::{InputIssue, Limits, Loader, Manifest};
 use rampart_policies::practices::PracticeConfig;
 use rampart_policies::pss::Profile;
@@ -42,7 +42,9 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
         max_file_bytes: args.max_file_size,
         ..Limits::default()
     };
+    let mut timings = Timings::new(args.timings);
     let loaded = Loader::new(limits).load_paths(&args.paths);
+    timings.lap("load");
 
     let objects: Vec<(usize, ObjectView<'_>)> = loaded
         .manifests
@@ -51,34 +53,31 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
         .filter_map(|(i, m)| ObjectView::new(&m.value).map(|v| (i, v)))
         .collect();
 
+    timings.lap("views");
+    // Checks over the whole scan first, so each object's findings are located
+    // together, reading its document once.
+    let views: Vec<ObjectView<'_>> = objects.iter().map(|(_, v)| v.clone()).collect();
+    let mut corpus_findings: Vec<Vec<Finding>> = vec![Vec::new(); objects.len()];
+    for (index, finding) in engine.check_corpus(&views) {
+        corpus_findings[index].push(finding);
+    }
+    timings.lap("corpus checks");
+
     let progress = progress_bar(args, objects.len());
-    let mut results: Vec<ObjectResult> = objects
+    let results: Vec<ObjectResult> = objects
         .par_iter()
-        .map(|(i, view)| {
-            let findings = engine.check_object(view);
+        .zip(corpus_findings)
+        .map(|((i, view), corpus)| {
+            let mut findings = engine.check_object(view);
+            findings.extend(corpus);
+            // Most severe first; within a severity, in the order the checks ran.
+            findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
             progress.inc(1);
             object_result(&loaded.manifests[*i], view, findings)
         })
         .collect();
     progress.finish_and_clear();
-
-    let views: Vec<ObjectView<'_>> = objects.iter().map(|(_, v)| v.clone()).collect();
-    for (index, finding) in engine.check_corpus(&views) {
-        let manifest = &loaded.manifests[objects[index].0];
-        let position = manifest.locate(&finding.path);
-        results[index].findings.push(LocatedFinding::new(
-            finding,
-            position.map(|p| p.line),
-            position.map(|p| p.column),
-        ));
-    }
-
-    // Most severe first; within a severity, in the order the checks ran.
-    for result in &mut results {
-        result
-            .findings
-            .sort_by_key(|f| std::cmp::Reverse(f.severity()));
-    }
+    timings.lap("checks and locations");
 
     let report = ScanReport {
         tool_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -87,7 +86,9 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
         input_errors: loaded.issues.iter().map(input_error).collect(),
         files: loaded.files,
     };
+    timings.lap("assemble");
     write_report(args, &report)?;
+    timings.lap("render");
 
     let summary = report.summary();
     let nothing_scanned = summary.objects == 0 && summary.input_errors > 0;
@@ -101,12 +102,18 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
 fn object_result(
     manifest: &Manifest,
     view: &ObjectView<'_>,
-    findings: Vec<rampart_core::Finding>,
+    findings: Vec<Finding>,
 ) -> ObjectResult {
+    let paths: Vec<FieldPath> = findings.iter().map(|f| f.path.clone()).collect();
+    let positions = if paths.is_empty() {
+        Vec::new()
+    } else {
+        manifest.locate_all(&paths)
+    };
     let located: Vec<LocatedFinding> = findings
         .into_iter()
-        .map(|f| {
-            let position = manifest.locate(&f.path);
+        .zip(positions)
+        .map(|(f, position)| {
             LocatedFinding::new(f, position.map(|p| p.line), position.map(|p| p.column))
         })
         .collect();
@@ -122,6 +129,32 @@ fn object_result(
         namespace: view.namespace.map(str::to_owned),
         name: view.name.to_owned(),
         findings: located,
+    }
+}
+
+/// Phase durations on stderr, for `--timings`.
+struct Timings {
+    enabled: bool,
+    last: std::time::Instant,
+}
+
+impl Timings {
+    fn new(enabled: bool) -> Self {
+        Self {
+            enabled,
+            last: std::time::Instant::now(),
+        }
+    }
+
+    fn lap(&mut self, phase: &str) {
+        if self.enabled {
+            let now = std::time::Instant::now();
+            eprintln!(
+                "timing: {phase:<22} {:>9.1} ms",
+                (now - self.last).as_secs_f64() * 1e3
+            );
+            self.last = now;
+        }
     }
 }
 
