@@ -43,7 +43,9 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
         ..Limits::default()
     };
     let mut timings = Timings::new(args.timings);
+    let reading = reading_spinner(args);
     let loaded = Loader::new(limits).load_paths(&args.paths);
+    reading.finish_and_clear();
     timings.lap("load");
 
     let objects: Vec<(usize, ObjectView<'_>)> = loaded
@@ -170,15 +172,32 @@ fn input_error(issue: &InputIssue) -> InputError {
     }
 }
 
+fn shows_progress(args: &ScanArgs) -> bool {
+    !args.no_progress && std::io::stderr().is_terminal()
+}
+
+/// Reading is most of a large scan's time, and the number of documents is
+/// unknown until it is done: a spinner shows that work is going on.
+fn reading_spinner(args: &ScanArgs) -> ProgressBar {
+    if !shows_progress(args) {
+        return ProgressBar::hidden();
+    }
+    let spinner = ProgressBar::new_spinner();
+    if let Ok(style) = ProgressStyle::with_template("{spinner} reading manifests {elapsed}") {
+        spinner.set_style(style);
+    }
+    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    spinner
+}
+
 fn progress_bar(args: &ScanArgs, total: usize) -> ProgressBar {
-    let stderr_is_terminal = std::io::stderr().is_terminal();
-    if args.no_progress || !stderr_is_terminal || total < PROGRESS_THRESHOLD {
+    if !shows_progress(args) || total < PROGRESS_THRESHOLD {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template(
-        "{spinner} scanning {pos}/{len} objects [{bar:30}] {per_sec} {eta}",
-    ) {
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} checking {pos}/{len} objects [{bar:30}] {elapsed}")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     bar
