@@ -1,0 +1,998 @@
+//! `rampart controller`.
+//!
+//! Every replica:
+//!
+//! - applies the CRDs ([`crate::crds`]) at start (server-side apply, so
+//!   replicas racing converge);
+//! - watches `ClusterPolicy`/`Policy` objects and Namespaces and compiles
+//!   them into a [`PolicySet`] (Rampart's default built-in policy when the
+//!   cluster has none); with `--policy-dir` it writes the policy documents
+//!   to `DIR/policies.yaml` (atomically) for a webhook that hot-reloads a
+//!   policy directory;
+//! - watches the audited kinds (pod-bearing workloads, RBAC, Namespaces),
+//!   evaluating an object only when its `resourceVersion` changed, and every
+//!   object again when the policies change (debounced to one recompile per
+//!   report interval);
+//!
+//! and only the replica holding the Lease (kube-lease-manager) writes:
+//! the PolicyReports of namespaces whose results changed, the
+//! ClusterPolicyReport, Events for new violations (at most one per object
+//! per `--event-interval`, and at most `--max-events-per-minute` in all,
+//! as a token bucket), and, with `--manage-webhook`, the certificate Secret
+//! and the webhook configurations. A new leader rewrites every report once,
+//! so a report half-written by a leader that died is repaired.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::api::{Api, DynamicObject};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::watcher;
+use kube_lease_manager::LeaseManagerBuilder;
+use rampart_admission::webhook_config::{ClientConfig, FailurePolicy, WebhookConfigOptions};
+use rampart_policy::PolicySet;
+use serde_json::Value;
+
+use crate::audit::{self, Audited, ObjectKey, ResultKind};
+use crate::inventory::{WORKLOAD_KINDS, api_resource};
+
+/// The kinds audited besides the workloads: `(group, version, kind, plural)`.
+pub const OTHER_AUDITED_KINDS: &[(&str, &str, &str, &str)] = &[
+    ("", "v1", "Namespace", "namespaces"),
+    ("rbac.authorization.k8s.io", "v1", "Role", "roles"),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "RoleBinding",
+        "rolebindings",
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRole",
+        "clusterroles",
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+    ),
+];
+
+/// The policy kinds watched.
+const POLICY_KINDS: &[(&str, &str, &str, &str)] = &[
+    (
+        "rampart.dev",
+        "v1alpha1",
+        "ClusterPolicy",
+        "clusterpolicies",
+    ),
+    ("rampart.dev", "v1alpha1", "Policy", "policies"),
+];
+
+/// Webhook management (`--manage-webhook`).
+#[derive(Clone, Debug)]
+pub struct WebhookOptions {
+    /// Name of both webhook configurations.
+    pub name: String,
+    pub service_name: String,
+    pub service_port: u16,
+    /// Secret with the CA and serving certificate.
+    pub secret_name: String,
+    pub failure_policy: FailurePolicy,
+    pub timeout_seconds: u32,
+    pub exec_protection: bool,
+    /// The `rampart serve` configuration file, so the rules match.
+    pub config: Option<PathBuf>,
+    pub exclude_namespaces: Vec<String>,
+    /// Leave the Secret to cert-manager; only read its `ca.crt`.
+    pub cert_manager: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Rampart's namespace: the Lease and the Secret live there.
+    pub namespace: String,
+    pub lease_name: String,
+    /// This replica's identity in the Lease (the pod name).
+    pub identity: String,
+    pub lease_duration: Duration,
+    pub lease_grace: Duration,
+    pub install_crds: bool,
+    pub report_interval: Duration,
+    /// Most results listed per report (the summary counts all).
+    pub max_results: usize,
+    pub events: bool,
+    pub event_interval: Duration,
+    /// Token bucket over all Events: this many per minute, bursts up to as many.
+    pub max_events_per_minute: u32,
+    pub policy_dir: Option<PathBuf>,
+    pub webhook: Option<WebhookOptions>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            namespace: "rampart-system".into(),
+            lease_name: "rampart-controller".into(),
+            identity: default_identity(),
+            lease_duration: Duration::from_secs(15),
+            lease_grace: Duration::from_secs(5),
+            install_crds: true,
+            report_interval: Duration::from_secs(10),
+            max_results: 1000,
+            events: true,
+            event_interval: Duration::from_secs(600),
+            max_events_per_minute: 60,
+            policy_dir: None,
+            webhook: None,
+        }
+    }
+}
+
+/// `$POD_NAME`, else `$HOSTNAME-<pid>`.
+pub fn default_identity() -> String {
+    std::env::var("POD_NAME").unwrap_or_else(|_| {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "rampart".into());
+        format!("{host}-{}", std::process::id())
+    })
+}
+
+/// `None` is the cluster scope (the ClusterPolicyReport).
+type Scope = Option<String>;
+
+fn scope_of(key: &ObjectKey) -> Scope {
+    (!key.namespace.is_empty()).then(|| key.namespace.clone())
+}
+
+struct State {
+    set: Arc<PolicySet>,
+    policies: BTreeMap<(String, String, String), Value>,
+    namespaces: BTreeMap<String, Value>,
+    objects: HashMap<ObjectKey, (Value, Audited)>,
+    /// Keys seen during a watcher's initial listing, per kind.
+    listing: HashMap<String, HashSet<ObjectKey>>,
+    dirty: BTreeSet<Scope>,
+    recompile: bool,
+    /// Objects with new violations since the last flush.
+    violations: BTreeSet<ObjectKey>,
+    last_event: HashMap<ObjectKey, Instant>,
+    /// Scopes that had a report written (to know which to rewrite empty).
+    written: BTreeSet<Scope>,
+    /// The Event token bucket.
+    event_tokens: f64,
+    event_refilled: Option<Instant>,
+    /// Kinds the policies match beyond the audited ones, not yet resolved.
+    pending_kinds: BTreeSet<KindSelector>,
+}
+
+/// A kind a policy matches: by kind (`kinds`) or resource (`resourceRules`);
+/// `group: None` is any group.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct KindSelector {
+    pub group: Option<String>,
+    pub kind: Option<String>,
+    pub resource: Option<String>,
+}
+
+/// The kinds and resources the policies match (wildcards and subresources left out).
+pub fn matched_kinds<'a>(policies: impl IntoIterator<Item = &'a Value>) -> BTreeSet<KindSelector> {
+    let mut out = BTreeSet::new();
+    for p in policies {
+        let m = &p["spec"]["matchConstraints"];
+        for k in m["kinds"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            if k.contains('*') {
+                continue;
+            }
+            let (group, kind) = match k.split_once('/') {
+                Some(("core", kind)) => (Some(String::new()), kind),
+                Some((g, kind)) => (Some(g.to_owned()), kind),
+                None => (None, k),
+            };
+            out.insert(KindSelector {
+                group,
+                kind: Some(kind.to_owned()),
+                resource: None,
+            });
+        }
+        for rule in m["resourceRules"].as_array().into_iter().flatten() {
+            let strings = |k: &str| -> Vec<String> {
+                rule[k]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            };
+            for g in strings("apiGroups") {
+                for r in strings("resources") {
+                    if g.contains('*') || r.contains('*') || r.contains('/') {
+                        continue;
+                    }
+                    out.insert(KindSelector {
+                        group: Some(g.clone()),
+                        kind: None,
+                        resource: Some(r),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            set: Arc::new(PolicySet::empty()),
+            policies: BTreeMap::new(),
+            namespaces: BTreeMap::new(),
+            objects: HashMap::new(),
+            listing: HashMap::new(),
+            dirty: BTreeSet::new(),
+            recompile: false,
+            violations: BTreeSet::new(),
+            last_event: HashMap::new(),
+            written: BTreeSet::new(),
+            event_tokens: 0.0,
+            event_refilled: None,
+            pending_kinds: BTreeSet::new(),
+        }
+    }
+}
+
+impl State {
+    fn upsert(&mut self, value: Value) {
+        let Some(key) = ObjectKey::of(&value) else {
+            return;
+        };
+        let meta = &value["metadata"];
+        let rv = meta["resourceVersion"].as_str().unwrap_or_default();
+        if let Some((_, old)) = self.objects.get(&key)
+            && old.resource_version == rv
+            && !rv.is_empty()
+        {
+            return;
+        }
+        let rows = audit::evaluate(&self.set, &value);
+        let audited = Audited {
+            uid: meta["uid"].as_str().unwrap_or_default().to_owned(),
+            resource_version: rv.to_owned(),
+            rows,
+        };
+        let old_failures: HashSet<_> = self
+            .objects
+            .get(&key)
+            .map(|(_, a)| {
+                a.failures()
+                    .map(|r| (r.policy.clone(), r.rule.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if audited
+            .failures()
+            .any(|r| !old_failures.contains(&(r.policy.clone(), r.rule.clone())))
+        {
+            self.violations.insert(key.clone());
+        }
+        let changed = self
+            .objects
+            .get(&key)
+            .is_none_or(|(_, a)| a.rows != audited.rows);
+        if changed {
+            self.dirty.insert(scope_of(&key));
+        }
+        self.objects.insert(key, (value, audited));
+    }
+
+    fn remove(&mut self, key: &ObjectKey) {
+        if self.objects.remove(key).is_some() {
+            self.dirty.insert(scope_of(key));
+        }
+        self.last_event.remove(key);
+    }
+
+    fn reevaluate_all(&mut self) {
+        let set = self.set.clone();
+        for (key, (value, audited)) in self.objects.iter_mut() {
+            let rows = audit::evaluate(&set, value);
+            if rows != audited.rows {
+                audited.rows = rows;
+                self.dirty.insert(scope_of(key));
+                if audited.failures().next().is_some() {
+                    self.violations.insert(key.clone());
+                }
+            }
+        }
+    }
+
+    fn policy_documents(&self) -> Vec<Value> {
+        let mut docs: Vec<Value> = self.policies.values().cloned().collect();
+        if docs.is_empty() {
+            docs.push(
+                serde_json::to_value(rampart_policy::default_builtin_policy())
+                    .expect("the default policy serializes"),
+            );
+        }
+        docs
+    }
+
+    fn compile(&mut self) -> Result<(), String> {
+        let mut docs = self.policy_documents();
+        docs.extend(self.namespaces.values().cloned());
+        match PolicySet::compile(docs) {
+            Ok(set) => {
+                self.set = Arc::new(set);
+                Ok(())
+            }
+            Err(errors) => Err(errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")),
+        }
+    }
+}
+
+type Shared = Arc<Mutex<State>>;
+
+fn lock(state: &Shared) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn strip(mut value: Value) -> Value {
+    if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("managedFields");
+    }
+    value
+}
+
+/// Items of lists and watches come without `apiVersion` and `kind`.
+fn typed(ar: &kube::api::ApiResource, mut value: Value) -> Value {
+    if let Some(map) = value.as_object_mut() {
+        map.insert("apiVersion".into(), Value::String(ar.api_version.clone()));
+        map.insert("kind".into(), Value::String(ar.kind.clone()));
+    }
+    value
+}
+
+/// Feeds one kind's watch events into the state.
+async fn watch_kind(client: kube::Client, state: Shared, ar: kube::api::ApiResource, policy: bool) {
+    let api: Api<DynamicObject> = Api::all_with(client, &ar);
+    let kind = ar.kind.clone();
+    let mut stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    while let Some(event) = stream.next().await {
+        let event = match event {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::debug!(kind = %kind, error = %e, "watch error (retrying)");
+                continue;
+            }
+        };
+        let mut st = lock(&state);
+        match event {
+            watcher::Event::Init => {
+                st.listing.insert(kind.clone(), HashSet::new());
+                if policy {
+                    st.policies.retain(|(k, _, _), _| *k != kind);
+                    st.recompile = true;
+                }
+            }
+            watcher::Event::InitApply(obj) | watcher::Event::Apply(obj) => {
+                let value = typed(&ar, strip(serde_json::to_value(&obj).unwrap_or_default()));
+                if policy {
+                    let key = (
+                        kind.clone(),
+                        obj.metadata.namespace.clone().unwrap_or_default(),
+                        obj.metadata.name.clone().unwrap_or_default(),
+                    );
+                    if st.policies.get(&key).map(|v| &v["spec"]) != Some(&value["spec"]) {
+                        st.recompile = true;
+                    }
+                    st.policies.insert(key, value);
+                    continue;
+                }
+                if kind == "Namespace" {
+                    let name = obj.metadata.name.clone().unwrap_or_default();
+                    let labels_changed = st.namespaces.get(&name).map(|v| &v["metadata"]["labels"])
+                        != Some(&value["metadata"]["labels"]);
+                    if labels_changed {
+                        st.recompile = true;
+                    }
+                    st.namespaces.insert(name, value.clone());
+                }
+                if let Some(key) = ObjectKey::of(&value)
+                    && let Some(seen) = st.listing.get_mut(&kind)
+                {
+                    seen.insert(key);
+                }
+                st.upsert(value);
+            }
+            watcher::Event::Delete(obj) => {
+                if policy {
+                    st.policies.remove(&(
+                        kind.clone(),
+                        obj.metadata.namespace.clone().unwrap_or_default(),
+                        obj.metadata.name.clone().unwrap_or_default(),
+                    ));
+                    st.recompile = true;
+                    continue;
+                }
+                let value = typed(&ar, serde_json::to_value(&obj).unwrap_or_default());
+                if kind == "Namespace" {
+                    st.namespaces
+                        .remove(obj.metadata.name.as_deref().unwrap_or_default());
+                    st.recompile = true;
+                }
+                if let Some(key) = ObjectKey::of(&value) {
+                    st.remove(&key);
+                }
+            }
+            watcher::Event::InitDone => {
+                if policy {
+                    continue;
+                }
+                // Objects deleted while the watch was down.
+                let seen = st.listing.remove(&kind).unwrap_or_default();
+                let gone: Vec<ObjectKey> = st
+                    .objects
+                    .keys()
+                    .filter(|k| k.kind == kind && !seen.contains(*k))
+                    .cloned()
+                    .collect();
+                for key in gone {
+                    st.remove(&key);
+                }
+            }
+        }
+    }
+}
+
+/// Writes `DIR/policies.yaml` (temporary file, then rename).
+fn write_policy_dir(dir: &std::path::Path, docs: &[Value]) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut text = String::from("# Written by `rampart controller` from the cluster's policies.\n");
+    for doc in docs {
+        text.push_str("---\n");
+        text.push_str(&serde_saphyr::to_string(doc).map_err(|e| anyhow::anyhow!("{e}"))?);
+    }
+    let tmp = dir.join(".policies.yaml.tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, dir.join("policies.yaml"))?;
+    Ok(())
+}
+
+/// The webhook configurations for the managed webhook, with `ca` as bundle.
+pub fn webhook_configurations(
+    opts: &WebhookOptions,
+    namespace: &str,
+    ca: &str,
+) -> Result<Vec<Value>> {
+    let config = match &opts.config {
+        Some(p) => rampart_admission::Config::load(p)?,
+        None => rampart_admission::Config::default(),
+    };
+    let set = rampart_admission::PolicySet::build(
+        config,
+        namespace,
+        &rampart_admission::metrics::Metrics::new(),
+        opts.exec_protection,
+        &[],
+    )?;
+    let wopts = WebhookConfigOptions {
+        name: opts.name.clone(),
+        client: ClientConfig::Service {
+            namespace: namespace.to_owned(),
+            name: opts.service_name.clone(),
+            port: opts.service_port,
+        },
+        ca_bundle: Some(ca.as_bytes().to_vec()),
+        timeout_seconds: opts.timeout_seconds,
+        failure_policy: opts.failure_policy,
+        exclude_namespaces: opts.exclude_namespaces.clone(),
+    };
+    let yaml = rampart_admission::webhook_config::render(&wopts, &set)?;
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&yaml)
+        .map_err(|e| anyhow::anyhow!("parsing webhook configuration: {e}"))?;
+    Ok(docs.into_iter().filter(|d| !d.is_null()).collect())
+}
+
+async fn manage_webhook(client: &kube::Client, opts: &Options, w: &WebhookOptions) -> Result<()> {
+    let names = crate::certs::service_dns_names(&w.service_name, &opts.namespace);
+    let ca = crate::certs::ensure_secret(
+        client,
+        &opts.namespace,
+        &w.secret_name,
+        &names,
+        w.cert_manager,
+    )
+    .await?;
+    let configs = webhook_configurations(w, &opts.namespace, &ca)?;
+    crate::apply::apply_all(client, &configs).await
+}
+
+fn object_reference(key: &ObjectKey, audited: &Audited) -> ObjectReference {
+    ObjectReference {
+        api_version: Some(key.api_version.clone()),
+        kind: Some(key.kind.clone()),
+        name: Some(key.name.clone()),
+        namespace: (!key.namespace.is_empty()).then(|| key.namespace.clone()),
+        uid: (!audited.uid.is_empty()).then(|| audited.uid.clone()),
+        ..ObjectReference::default()
+    }
+}
+
+/// Server-side apply of a report (no discovery: the resource is known).
+async fn apply_report(
+    client: &kube::Client,
+    namespace: Option<&str>,
+    report: &Value,
+) -> Result<()> {
+    use kube::api::{Patch, PatchParams};
+    let (kind, plural) = match namespace {
+        Some(_) => ("PolicyReport", "policyreports"),
+        None => ("ClusterPolicyReport", "clusterpolicyreports"),
+    };
+    let ar = api_resource(
+        crate::crds::REPORT_GROUP,
+        crate::crds::REPORT_VERSION,
+        kind,
+        plural,
+    );
+    let api: Api<DynamicObject> = match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+        None => Api::all_with(client.clone(), &ar),
+    };
+    api.patch(
+        audit::REPORT_NAME,
+        &PatchParams::apply(crate::apply::FIELD_MANAGER).force(),
+        &Patch::Apply(report),
+    )
+    .await
+    .with_context(|| format!("applying {kind} in {namespace:?}"))?;
+    Ok(())
+}
+
+/// One flush: recompile if needed, then (as leader) write dirty reports and events.
+async fn flush(
+    client: &kube::Client,
+    state: &Shared,
+    opts: &Options,
+    recorder: &Recorder,
+    leader: bool,
+) -> Result<()> {
+    let (reports, events) = {
+        let mut st = lock(state);
+        if st.recompile {
+            st.recompile = false;
+            match st.compile() {
+                Ok(()) => {
+                    tracing::info!(
+                        policies = st.policies.len(),
+                        "policies compiled; re-auditing"
+                    );
+                    if let Some(dir) = &opts.policy_dir {
+                        let docs = st.policy_documents();
+                        if let Err(e) = write_policy_dir(dir, &docs) {
+                            tracing::warn!(error = %e, "writing the policy directory");
+                        }
+                    }
+                    st.reevaluate_all();
+                    let kinds = matched_kinds(st.policies.values());
+                    st.pending_kinds = kinds;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "policies do not compile; keeping the previous set")
+                }
+            }
+        }
+        if !leader {
+            return Ok(());
+        }
+        let dirty = std::mem::take(&mut st.dirty);
+        let now = jiff::Timestamp::now();
+        let mut by_scope: BTreeMap<Scope, Vec<(&ObjectKey, &Audited)>> =
+            dirty.iter().map(|s| (s.clone(), Vec::new())).collect();
+        for (key, (_, audited)) in &st.objects {
+            if let Some(list) = by_scope.get_mut(&scope_of(key)) {
+                list.push((key, audited));
+            }
+        }
+        let reports: Vec<(Scope, Value)> = by_scope
+            .into_iter()
+            .filter(|(scope, objs)| {
+                // Namespaces being deleted (or gone) take their reports with them.
+                let ns_ok = match scope {
+                    None => true,
+                    Some(ns) => st
+                        .namespaces
+                        .get(ns)
+                        .is_some_and(|n| n["status"]["phase"].as_str() != Some("Terminating")),
+                };
+                ns_ok && (!objs.is_empty() || st.written.contains(scope))
+            })
+            .map(|(scope, objs)| {
+                let report = audit::build_report(scope.as_deref(), objs, opts.max_results, now);
+                (scope, report)
+            })
+            .collect();
+        for (scope, _) in &reports {
+            st.written.insert(scope.clone());
+        }
+        let mut events = Vec::new();
+        if opts.events {
+            let candidates = std::mem::take(&mut st.violations);
+            let instant = Instant::now();
+            let per_minute = f64::from(opts.max_events_per_minute);
+            let refill = st.event_refilled.map_or(per_minute, |t| {
+                instant.duration_since(t).as_secs_f64() * per_minute / 60.0
+            });
+            st.event_tokens = (st.event_tokens + refill).min(per_minute);
+            st.event_refilled = Some(instant);
+            for key in candidates {
+                if st.event_tokens < 1.0 {
+                    // Over the limit: these violations get no Event (the report has them).
+                    break;
+                }
+                let recent = st
+                    .last_event
+                    .get(&key)
+                    .is_some_and(|t| instant.duration_since(*t) < opts.event_interval);
+                let Some((_, audited)) = st.objects.get(&key) else {
+                    continue;
+                };
+                let failures: Vec<String> = audited
+                    .failures()
+                    .map(|r| match &r.rule {
+                        Some(rule) => format!("{}/{rule}: {}", r.policy, r.message),
+                        None => format!("{}: {}", r.policy, r.message),
+                    })
+                    .collect();
+                if recent || failures.is_empty() {
+                    continue;
+                }
+                let mut note = format!(
+                    "{} policy violation(s): {}",
+                    failures.len(),
+                    failures.join("; ")
+                );
+                if note.len() > 1000 {
+                    let mut cut = 1000;
+                    while !note.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    note.truncate(cut);
+                }
+                events.push((object_reference(&key, audited), note));
+                st.event_tokens -= 1.0;
+                st.last_event.insert(key, instant);
+            }
+        }
+        (reports, events)
+    };
+    let mut failed = Vec::new();
+    for (scope, report) in &reports {
+        if let Err(e) = apply_report(client, scope.as_deref(), report).await {
+            tracing::warn!(scope = ?scope, error = %format!("{e:#}"), "writing a report");
+            failed.push(scope.clone());
+        }
+    }
+    if !failed.is_empty() {
+        let mut st = lock(state);
+        st.dirty.extend(failed);
+    }
+    for (reference, note) in events {
+        let event = Event {
+            type_: EventType::Warning,
+            reason: "PolicyViolation".into(),
+            note: Some(note),
+            action: "Audit".into(),
+            secondary: None,
+        };
+        if let Err(e) = recorder.publish(&event, &reference).await {
+            tracing::debug!(error = %e, "publishing an event");
+        }
+    }
+    Ok(())
+}
+
+/// Starts watches for the kinds the policies match that are not audited yet
+/// (resolved by discovery; the policy kinds themselves are never audited).
+async fn watch_matched_kinds(
+    client: &kube::Client,
+    state: &Shared,
+    watched: &mut HashSet<(String, String)>,
+    selectors: &BTreeSet<KindSelector>,
+) -> Result<()> {
+    let unresolved: Vec<&KindSelector> = selectors
+        .iter()
+        .filter(|s| {
+            !watched.iter().any(|(g, k)| {
+                s.group.as_ref().is_none_or(|sg| sg == g) && s.kind.as_ref() == Some(k)
+            })
+        })
+        .collect();
+    if unresolved.is_empty() {
+        return Ok(());
+    }
+    let discovery = kube::discovery::Discovery::new(client.clone())
+        .run()
+        .await?;
+    for group in discovery.groups() {
+        for (ar, caps) in group.recommended_resources() {
+            let wanted = unresolved.iter().any(|s| {
+                s.group.as_ref().is_none_or(|g| *g == ar.group)
+                    && (s.kind.as_ref() == Some(&ar.kind)
+                        || s.resource.as_ref() == Some(&ar.plural))
+            });
+            let key = (ar.group.clone(), ar.kind.clone());
+            if !wanted
+                || watched.contains(&key)
+                || ar.group == "rampart.dev"
+                || !caps.supports_operation(kube::discovery::verbs::WATCH)
+            {
+                continue;
+            }
+            tracing::info!(group = %ar.group, kind = %ar.kind, "auditing a kind the policies match");
+            watched.insert(key);
+            tokio::spawn(watch_kind(client.clone(), state.clone(), ar, false));
+        }
+    }
+    Ok(())
+}
+
+/// Runs the controller until SIGTERM/SIGINT.
+pub async fn run(client: kube::Client, opts: Options) -> Result<()> {
+    if opts.install_crds {
+        crate::crds::install(&client, Duration::from_secs(60))
+            .await
+            .context("installing the CRDs")?;
+        tracing::info!("CRDs installed");
+    }
+    let state: Shared = Arc::new(Mutex::new(State {
+        recompile: true,
+        ..State::default()
+    }));
+    {
+        let mut st = lock(&state);
+        if let Err(e) = st.compile() {
+            anyhow::bail!("the default policy does not compile: {e}");
+        }
+    }
+    for (group, version, kind, plural) in POLICY_KINDS {
+        tokio::spawn(watch_kind(
+            client.clone(),
+            state.clone(),
+            api_resource(group, version, kind, plural),
+            true,
+        ));
+    }
+    let mut watched: HashSet<(String, String)> = HashSet::new();
+    for (group, version, kind, plural) in WORKLOAD_KINDS.iter().chain(OTHER_AUDITED_KINDS) {
+        watched.insert(((*group).to_owned(), (*kind).to_owned()));
+        tokio::spawn(watch_kind(
+            client.clone(),
+            state.clone(),
+            api_resource(group, version, kind, plural),
+            false,
+        ));
+    }
+
+    let manager = LeaseManagerBuilder::new(client.clone(), &opts.lease_name)
+        .with_namespace(&opts.namespace)
+        .with_identity(&opts.identity)
+        .with_duration(opts.lease_duration.as_secs().max(2))
+        .with_grace(opts.lease_grace.as_secs().max(1))
+        .build()
+        .await
+        .context("setting up leader election")?;
+    let (mut leader_rx, lease_task) = manager.watch().await;
+
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "rampart-controller".into(),
+            instance: Some(opts.identity.clone()),
+        },
+    );
+    let mut was_leader = false;
+    let mut last_webhook: Option<Instant> = None;
+    let mut tick = tokio::time::interval(opts.report_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            changed = leader_rx.changed() => {
+                if changed.is_err() {
+                    anyhow::bail!("leader election stopped");
+                }
+            }
+            _ = tick.tick() => {}
+        }
+        let leader = *leader_rx.borrow_and_update();
+        if leader != was_leader {
+            tracing::info!(identity = %opts.identity, leader, "leadership changed");
+            println!("LEADER={leader} identity={}", opts.identity);
+            if leader {
+                let mut st = lock(&state);
+                let scopes: Vec<Scope> = st.objects.keys().map(scope_of).collect();
+                st.dirty.extend(scopes);
+                last_webhook = None;
+            }
+            was_leader = leader;
+        }
+        if leader
+            && let Some(w) = &opts.webhook
+            && last_webhook.is_none_or(|t| t.elapsed() > Duration::from_secs(3600))
+        {
+            match manage_webhook(&client, &opts, w).await {
+                Ok(()) => last_webhook = Some(Instant::now()),
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "managing the webhook"),
+            }
+        }
+        if let Err(e) = flush(&client, &state, &opts, &recorder, leader).await {
+            tracing::warn!(error = %format!("{e:#}"), "flush");
+        }
+        let pending = std::mem::take(&mut lock(&state).pending_kinds);
+        if !pending.is_empty()
+            && let Err(e) = watch_matched_kinds(&client, &state, &mut watched, &pending).await
+        {
+            tracing::warn!(error = %format!("{e:#}"), "discovering the kinds the policies match");
+            lock(&state).pending_kinds.extend(pending);
+        }
+    }
+    // Give the Lease up at once so another replica takes over without waiting for it to expire.
+    drop(leader_rx);
+    let _ = tokio::time::timeout(Duration::from_secs(5), lease_task).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Counts of results in state, for tests and logs.
+pub fn count_results(rows: &[audit::Row]) -> BTreeMap<ResultKind, usize> {
+    let mut out = BTreeMap::new();
+    for r in rows {
+        *out.entry(r.result).or_default() += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(name: &str, rv: &str, privileged: bool) -> Value {
+        json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "team", "uid": name, "resourceVersion": rv},
+            "spec": {"containers": [{"name": "c", "image": "x", "securityContext": {"privileged": privileged}}]}})
+    }
+
+    fn policy(expression: &str) -> Value {
+        json!({"apiVersion": "rampart.dev/v1alpha1", "kind": "ClusterPolicy",
+            "metadata": {"name": "p"},
+            "spec": {"matchConstraints": {"kinds": ["Pod"]},
+                "validations": [{"name": "v", "expression": expression}]}})
+    }
+
+    #[test]
+    fn incremental_audit() {
+        let mut st = State::default();
+        st.policies.insert(
+            ("ClusterPolicy".into(), String::new(), "p".into()),
+            policy("!object.spec.containers.exists(c, c.securityContext.privileged)"),
+        );
+        st.compile().unwrap();
+        st.upsert(pod("a", "1", true));
+        st.upsert(pod("b", "1", false));
+        let key = ObjectKey::of(&pod("a", "1", true)).unwrap();
+        assert_eq!(st.objects[&key].1.rows[0].result, ResultKind::Fail);
+        assert!(st.violations.contains(&key));
+        assert_eq!(st.dirty, BTreeSet::from([Some("team".to_owned())]));
+
+        // Same resourceVersion: not evaluated again, nothing dirty.
+        st.dirty.clear();
+        st.violations.clear();
+        st.upsert(pod("a", "1", false));
+        assert!(st.dirty.is_empty());
+        assert_eq!(st.objects[&key].1.rows[0].result, ResultKind::Fail);
+        // New version, fixed: dirty, no new violation.
+        st.upsert(pod("a", "2", false));
+        assert_eq!(st.objects[&key].1.rows[0].result, ResultKind::Pass);
+        assert!(st.violations.is_empty());
+        assert!(!st.dirty.is_empty());
+
+        // A policy change re-evaluates everything.
+        st.dirty.clear();
+        st.policies.insert(
+            ("ClusterPolicy".into(), String::new(), "p".into()),
+            policy("false"),
+        );
+        st.compile().unwrap();
+        st.reevaluate_all();
+        assert!(
+            st.objects
+                .values()
+                .all(|(_, a)| a.rows[0].result == ResultKind::Fail)
+        );
+        assert_eq!(st.violations.len(), 2);
+
+        st.remove(&key);
+        assert_eq!(st.objects.len(), 1);
+    }
+
+    #[test]
+    fn kinds_the_policies_match() {
+        let p = json!({"spec": {"matchConstraints": {
+            "kinds": ["ConfigMap", "apps/Deployment", "core/Secret", "*"],
+            "resourceRules": [{"apiGroups": ["networking.k8s.io"], "resources": ["ingresses", "pods/exec"]},
+                              {"apiGroups": ["*"], "resources": ["x"]}]}}});
+        let kinds = matched_kinds([&p]);
+        let names: Vec<String> = kinds
+            .iter()
+            .map(|k| format!("{:?}/{:?}/{:?}", k.group, k.kind, k.resource))
+            .collect();
+        assert_eq!(kinds.len(), 4, "{names:?}");
+        assert!(kinds.contains(&KindSelector {
+            group: None,
+            kind: Some("ConfigMap".into()),
+            resource: None
+        }));
+        assert!(kinds.contains(&KindSelector {
+            group: Some(String::new()),
+            kind: Some("Secret".into()),
+            resource: None
+        }));
+        assert!(kinds.contains(&KindSelector {
+            group: Some("networking.k8s.io".into()),
+            kind: None,
+            resource: Some("ingresses".into())
+        }));
+    }
+
+    #[test]
+    fn default_policy_without_cluster_policies() {
+        let mut st = State::default();
+        st.compile().unwrap();
+        st.upsert(pod("a", "1", true));
+        let rows = &st.objects.values().next().unwrap().1.rows;
+        assert!(
+            rows.iter().any(|r| r.result == ResultKind::Fail),
+            "{rows:?}"
+        );
+        assert_eq!(&*rows[0].policy, "rampart-defaults");
+    }
+}
