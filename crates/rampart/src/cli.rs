@@ -22,6 +22,22 @@ pub enum Command {
     Scan(ScanArgs),
     /// List the built-in checks.
     Checks(ChecksArgs),
+    /// Run policy test suites (`rampart-test.yaml`): expected results of policies on resources.
+    Test(crate::test_cmd::TestArgs),
+    /// Print the CustomResourceDefinitions of Rampart's ClusterPolicy and Policy.
+    Crds(crate::test_cmd::CrdsArgs),
+    /// Run the admission webhook: validate and mutate AdmissionReviews over TLS.
+    Serve(crate::serve::ServeArgs),
+    /// Print the Validating- and MutatingWebhookConfiguration for `rampart serve`.
+    WebhookConfig(crate::serve::WebhookConfigArgs),
+    /// Rewrite manifests so they pass the checks where a fix is safe, keeping comments and layout.
+    Fix(crate::fix::FixArgs),
+    /// Run the in-cluster controller: CRDs, webhook certificates, background audit, reports.
+    Controller(crate::controller::ControllerArgs),
+    /// List the images of the cluster's workloads (`--image REGEX` to search).
+    Inventory(crate::inventory::InventoryArgs),
+    /// Install Rampart into a cluster, or print its manifests (`--dry-run`).
+    Install(crate::install::InstallArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -79,6 +95,10 @@ pub struct ScanArgs {
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub selection: CheckSelection,
+    /// Policies to evaluate as well (repeatable): files or directories of ClusterPolicy, Policy,
+    /// ValidatingAdmissionPolicy and bindings, with their ConfigMap params and Namespaces.
+    #[arg(long = "policy", value_name = "PATH")]
+    pub policies: Vec<PathBuf>,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,

@@ -1,7 +1,14 @@
 //! The `rampart` command: a thin layer over the library crates.
 
 mod cli;
+mod controller;
+mod fix;
+mod install;
+mod inventory;
+mod policies;
 mod scan;
+mod serve;
+mod test_cmd;
 
 use std::process::ExitCode;
 
@@ -23,6 +30,14 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Scan(args) => scan::run(&args),
         Command::Checks(args) => scan::list_checks(&args),
+        Command::Test(args) => test_cmd::run(&args),
+        Command::Crds(args) => test_cmd::crds(&args),
+        Command::Serve(args) => serve::run(args),
+        Command::WebhookConfig(args) => serve::webhook_config(args),
+        Command::Fix(args) => fix::run(&args),
+        Command::Controller(args) => controller::run(args),
+        Command::Inventory(args) => inventory::run(&args),
+        Command::Install(args) => install::run(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -38,6 +38,13 @@ pub fn build_engine(selection: &CheckSelection) -> Engine {
 
 pub fn run(args: &ScanArgs) -> Result<u8> {
     let engine = build_engine(&args.selection);
+    let policies = match crate::policies::load(&args.policies) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("rampart: error: {e}");
+            return Ok(EXIT_ERROR);
+        }
+    };
     let limits = Limits {
         max_file_bytes: args.max_file_size,
         ..Limits::default()
@@ -53,6 +60,13 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
         .iter()
         .enumerate()
         .filter_map(|(i, m)| ObjectView::new(&m.value).map(|v| (i, v)))
+        // Policy documents are configuration, not workloads (see `--policy`).
+        .filter(|(_, v)| !rampart_policy::is_policy_document(v.value))
+        .collect();
+    let namespaces: std::collections::HashMap<&str, &serde_json::Value> = objects
+        .iter()
+        .filter(|(_, v)| v.kind == "Namespace" && v.api_version == "v1")
+        .map(|(_, v)| (v.name, v.value))
         .collect();
 
     timings.lap("views");
@@ -63,6 +77,11 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
     for (index, finding) in engine.check_corpus(&views) {
         corpus_findings[index].push(finding);
     }
+    if let Some(p) = &policies {
+        for (index, finding) in p.corpus_findings(&views) {
+            corpus_findings[index].push(finding);
+        }
+    }
     timings.lap("corpus checks");
 
     let progress = progress_bar(args, objects.len());
@@ -71,6 +90,9 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
         .zip(corpus_findings)
         .map(|((i, view), corpus)| {
             let mut findings = engine.check_object(view);
+            if let Some(p) = &policies {
+                findings.extend(p.object_findings(view, &namespaces));
+            }
             findings.extend(corpus);
             // Most severe first; within a severity, in the order the checks ran.
             findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
@@ -83,7 +105,11 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
 
     let report = ScanReport {
         tool_version: env!("CARGO_PKG_VERSION").to_owned(),
-        rules: engine.catalog().cloned().collect(),
+        rules: engine
+            .catalog()
+            .cloned()
+            .chain(policies.iter().flat_map(|p| p.rules()))
+            .collect(),
         objects: results,
         input_errors: loaded.issues.iter().map(input_error).collect(),
         files: loaded.files,

@@ -1,0 +1,57 @@
+//! End-to-end: the control plane itself, through kubectl and kube-rs.
+//! Run with `e2e/run.sh` (these tests are ignored by a plain `cargo test`).
+
+mod e2e_support;
+
+use e2e_support::*;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::api::{Api, ListParams, ObjectMeta, PostParams};
+
+#[test]
+#[ignore = "needs a control plane: run e2e/run.sh"]
+fn kubectl_talks_to_the_api_server() {
+    let version = get_json(&["version"]);
+    assert_eq!(
+        version["serverVersion"]["gitVersion"], "v1.37.2",
+        "{version}"
+    );
+    let ns = fresh_namespace("e2e-kubectl");
+    // Without nodes or a scheduler, a Pod is stored and stays Pending.
+    apply(&pod_yaml(&ns, "p", true));
+    let pod = get_json(&["get", "pod", "-n", &ns, "p"]);
+    assert_eq!(pod["status"]["phase"], "Pending");
+    assert_eq!(
+        kubectl_ok(&["auth", "can-i", "create", "pods", "-n", &ns]).trim(),
+        "yes"
+    );
+}
+
+#[test]
+#[ignore = "needs a control plane: run e2e/run.sh"]
+fn kube_rs_talks_to_the_api_server() {
+    rampart_cluster::install_crypto_provider();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let client = rampart_cluster::client(Some(&kubeconfig())).await.unwrap();
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let list = namespaces.list(&ListParams::default()).await.unwrap();
+        assert!(
+            list.items
+                .iter()
+                .any(|n| n.metadata.name.as_deref() == Some("kube-system"))
+        );
+        let ns = fresh_namespace("e2e-kube-rs");
+        let cms: Api<ConfigMap> = Api::namespaced(client, &ns);
+        let cm = ConfigMap {
+            metadata: ObjectMeta {
+                name: Some("hello".into()),
+                ..ObjectMeta::default()
+            },
+            data: Some([("k".to_owned(), "v".to_owned())].into()),
+            ..ConfigMap::default()
+        };
+        cms.create(&PostParams::default(), &cm).await.unwrap();
+        let got = cms.get("hello").await.unwrap();
+        assert_eq!(got.data.unwrap()["k"], "v");
+    });
+}

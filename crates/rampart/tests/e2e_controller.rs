@@ -1,0 +1,509 @@
+//! End-to-end: `rampart controller` against a real kube-apiserver: CRDs,
+//! the background audit into PolicyReports (1,000 objects), Events, the
+//! image inventory, webhook certificate management and leader failover
+//! between two controller processes. The tests share the cluster-wide
+//! policies and reports, so they run one at a time (a lock).
+
+mod e2e_support;
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use e2e_support::*;
+use serde_json::Value;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn ensure_namespace(ns: &str) {
+    apply(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n"
+    ));
+}
+
+fn controller_args<'a>(lease: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "controller",
+        "--lease-name",
+        lease,
+        "--lease-duration",
+        "4s",
+        "--report-interval",
+        "1s",
+        "--log",
+        "info",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+fn report(ns: &str) -> Option<Value> {
+    let out = kubectl(&[
+        "get",
+        "policyreports.wgpolicyk8s.io",
+        "rampart",
+        "-n",
+        ns,
+        "-o",
+        "json",
+    ]);
+    out.status
+        .success()
+        .then(|| serde_json::from_slice(&out.stdout).unwrap())
+}
+
+fn summary(ns: &str) -> Option<(u64, u64)> {
+    let r = report(ns)?;
+    Some((
+        r["summary"]["pass"].as_u64().unwrap_or(0),
+        r["summary"]["fail"].as_u64().unwrap_or(0),
+    ))
+}
+
+const NO_PRIVILEGED: &str = r#"apiVersion: rampart.dev/v1alpha1
+kind: ClusterPolicy
+metadata:
+  name: e2e-no-privileged
+spec:
+  description: no privileged containers
+  severity: high
+  matchConstraints:
+    kinds: ["Pod"]
+  validations:
+  - name: not-privileged
+    expression: "object.spec.containers.all(c, !has(c.securityContext) || !has(c.securityContext.privileged) || !c.securityContext.privileged)"
+    message: privileged containers are not allowed
+"#;
+
+#[test]
+#[ignore = "needs a control plane: run e2e/run.sh"]
+fn audit_of_1000_objects_writes_bounded_reports_and_events() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    ensure_namespace("rampart-system");
+    let ns = fresh_namespace("e2e-audit");
+    let lease = unique("e2e-audit");
+
+    // 1,000 pods, every other one privileged, in one request stream.
+    let mut list = String::from("apiVersion: v1\nkind: List\nitems:\n");
+    for i in 0..1000 {
+        let doc = pod_yaml(&ns, &format!("p{i:04}"), i % 2 == 0);
+        for (j, line) in doc.lines().enumerate() {
+            list.push_str(if j == 0 { "- " } else { "  " });
+            list.push_str(line);
+            list.push('\n');
+        }
+    }
+    let start = std::time::Instant::now();
+    let out = kubectl_with(&["create", "-f", "-", "-o", "name"], Some(&list));
+    assert!(out.status.success(), "{}", text(&out).1);
+    eprintln!("created 1000 pods in {:?}", start.elapsed());
+
+    let policy_dir = tmp.path().join("policies");
+    let _policy = Cleanup(|| {
+        let _ = kubectl(&[
+            "delete",
+            "clusterpolicy",
+            "e2e-no-privileged",
+            "--ignore-not-found",
+        ]);
+    });
+    let mut controller = Proc::start(
+        "controller",
+        &controller_args(
+            &lease,
+            &[
+                "--max-results-per-report",
+                "200",
+                "--max-events-per-minute",
+                "30",
+                "--policy-dir",
+                policy_dir.to_str().unwrap(),
+            ],
+        ),
+        tmp.path(),
+    );
+    // The controller installs the CRDs, then the policy can be created.
+    wait_until(Duration::from_secs(60), "the ClusterPolicy CRD", || {
+        kubectl(&["get", "crd", "clusterpolicies.rampart.dev"])
+            .status
+            .success()
+            && kubectl(&["get", "crd", "policyreports.wgpolicyk8s.io"])
+                .status
+                .success()
+    });
+    apply(NO_PRIVILEGED);
+
+    wait_until(Duration::from_secs(90), "500 pass / 500 fail", || {
+        summary(&ns) == Some((500, 500))
+    });
+    let r = report(&ns).unwrap();
+    let results = r["results"].as_array().unwrap();
+    assert_eq!(results.len(), 200, "capped at --max-results-per-report");
+    assert!(
+        results.iter().all(|x| x["result"] == "fail"),
+        "failures listed first"
+    );
+    assert_eq!(
+        r["metadata"]["annotations"]["rampart.dev/omitted-results"],
+        "800"
+    );
+    assert_eq!(results[0]["policy"], "e2e-no-privileged");
+    assert_eq!(results[0]["severity"], "high");
+    assert_eq!(results[0]["resources"][0]["kind"], "Pod");
+    // The webhook's copy of the policies.
+    let written = std::fs::read_to_string(policy_dir.join("policies.yaml")).unwrap();
+    assert!(written.contains("e2e-no-privileged"), "{written}");
+
+    // Incremental: one object changed, one report rewritten.
+    kubectl_ok(&["delete", "pod", "-n", &ns, "p0000", "--wait=false"]);
+    wait_until(Duration::from_secs(30), "499 failures", || {
+        summary(&ns) == Some((500, 499))
+    });
+
+    // Policy change: every object is evaluated again.
+    apply(&NO_PRIVILEGED.replace(
+        "    expression: \"object.spec.containers.all(c, !has(c.securityContext) || !has(c.securityContext.privileged) || !c.securityContext.privileged)\"",
+        "    expression: \"true\"",
+    ));
+    wait_until(
+        Duration::from_secs(60),
+        "999 passes after the policy change",
+        || summary(&ns) == Some((999, 0)),
+    );
+
+    // Events on violations, rate-limited (not one per failing pod at once).
+    let events = get_json(&[
+        "get",
+        "events",
+        "-n",
+        &ns,
+        "--field-selector",
+        "reason=PolicyViolation",
+    ]);
+    let n = events["items"].as_array().unwrap().len();
+    // 500 pods failed at once; --max-events-per-minute 30 over well under two minutes.
+    assert!((1..=90).contains(&n), "{n} PolicyViolation events");
+
+    // The ClusterPolicyReport exists (cluster-scoped objects: namespaces, RBAC).
+    wait_until(Duration::from_secs(30), "the ClusterPolicyReport", || {
+        kubectl(&["get", "clusterpolicyreports.wgpolicyk8s.io", "rampart"])
+            .status
+            .success()
+    });
+    controller.terminate();
+}
+
+#[test]
+#[ignore = "needs a control plane: run e2e/run.sh"]
+fn inventory_finds_images_by_regex() {
+    let ns = fresh_namespace("e2e-inventory");
+    apply(&format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, namespace: {ns}}}
+spec:
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      initContainers: [{{name: init, image: "busybox:1.36"}}]
+      containers: [{{name: web, image: "ghcr.io/acme/web:1.2.3"}}]
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {{name: backup, namespace: {ns}}}
+spec:
+  schedule: "0 * * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers: [{{name: backup, image: "ghcr.io/acme/backup@sha256:0000000000000000000000000000000000000000000000000000000000000000"}}]
+"#
+    ));
+    let out = std::process::Command::new(rampart_bin())
+        .args(["inventory", "--image", r"^ghcr\.io/acme/", "-o", "json"])
+        .env("KUBECONFIG", kubeconfig())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let entries: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let ours: Vec<(&str, &str, &str)> = entries
+        .iter()
+        .filter(|e| e["namespace"] == ns.as_str())
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap(),
+                e["name"].as_str().unwrap(),
+                e["image"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(ours.len(), 2, "{ours:?}");
+    assert!(ours.contains(&("Deployment", "web", "ghcr.io/acme/web:1.2.3")));
+    assert!(
+        ours.iter()
+            .any(|(k, n, _)| *k == "CronJob" && *n == "backup")
+    );
+    assert!(!entries.iter().any(|e| e["image"] == "busybox:1.36"));
+    // The table names the columns.
+    let out = std::process::Command::new(rampart_bin())
+        .args(["inventory", "-n", &ns])
+        .env("KUBECONFIG", kubeconfig())
+        .output()
+        .unwrap();
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.starts_with("NAMESPACE"), "{table}");
+    assert!(table.contains("busybox:1.36"), "{table}");
+}
+
+#[test]
+#[ignore = "needs a control plane: run e2e/run.sh"]
+fn controller_manages_webhook_certificates_and_configuration() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    ensure_namespace("rampart-system");
+    let name = unique("e2e-wh");
+    let _cleanup = Cleanup(|| {
+        let _ = kubectl(&[
+            "delete",
+            "validatingwebhookconfiguration,mutatingwebhookconfiguration",
+            &name,
+            "--ignore-not-found",
+        ]);
+    });
+    let lease = unique("e2e-wh-lease");
+    let mut controller = Proc::start(
+        "controller",
+        &controller_args(
+            &lease,
+            &[
+                "--manage-webhook",
+                "--webhook-name",
+                &name,
+                "--webhook-secret",
+                &name,
+                "--no-events",
+            ],
+        ),
+        tmp.path(),
+    );
+    wait_until(Duration::from_secs(60), "the webhook configuration", || {
+        kubectl(&["get", "validatingwebhookconfiguration", &name])
+            .status
+            .success()
+    });
+    let secret = get_json(&["get", "secret", "-n", "rampart-system", &name]);
+    assert_eq!(secret["type"], "kubernetes.io/tls");
+    let ca = secret["data"]["ca.crt"].as_str().unwrap();
+    assert!(secret["data"]["tls.crt"].is_string());
+    assert!(
+        secret["metadata"]["annotations"]["rampart.dev/cert-not-after"].is_string(),
+        "{secret}"
+    );
+    let vwc = get_json(&["get", "validatingwebhookconfiguration", &name]);
+    for w in vwc["webhooks"].as_array().unwrap() {
+        assert_eq!(
+            w["clientConfig"]["caBundle"], ca,
+            "caBundle is the Secret's CA"
+        );
+        assert_eq!(w["clientConfig"]["service"]["namespace"], "rampart-system");
+    }
+    kubectl_ok(&["get", "mutatingwebhookconfiguration", &name]);
+    // A restart keeps the same CA (the Secret is reused, not regenerated).
+    controller.terminate();
+    let mut again = Proc::start(
+        "controller-2",
+        &controller_args(
+            &lease,
+            &[
+                "--manage-webhook",
+                "--webhook-name",
+                &name,
+                "--webhook-secret",
+                &name,
+                "--no-events",
+            ],
+        ),
+        tmp.path(),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let secret2 = get_json(&["get", "secret", "-n", "rampart-system", &name]);
+    assert_eq!(secret2["data"]["ca.crt"].as_str().unwrap(), ca);
+    again.terminate();
+}
+
+fn leader_of(procs: &[&Proc]) -> Vec<usize> {
+    procs
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| {
+            p.log_text()
+                .lines()
+                .rfind(|l| l.starts_with("LEADER="))
+                .is_some_and(|l| l.starts_with("LEADER=true"))
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
+#[test]
+#[ignore = "needs a control plane: run e2e/run.sh"]
+fn leader_failover_between_two_controllers() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    ensure_namespace("rampart-system");
+    let lease = unique("e2e-lease");
+    let extra = ["--no-install-crds", "--no-events"];
+    let mut a = Proc::start(
+        "controller-a",
+        &controller_args(&lease, &[&extra[..], &["--identity", "replica-a"]].concat()),
+        tmp.path(),
+    );
+    let mut b = Proc::start(
+        "controller-b",
+        &controller_args(&lease, &[&extra[..], &["--identity", "replica-b"]].concat()),
+        tmp.path(),
+    );
+    wait_until(Duration::from_secs(30), "a leader", || {
+        leader_of(&[&a, &b]).len() == 1
+    });
+    // Never two: watch for a while.
+    for _ in 0..20 {
+        assert!(leader_of(&[&a, &b]).len() <= 1, "two leaders");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let first = leader_of(&[&a, &b])[0];
+    let holder = |l: &str| {
+        get_json(&["get", "lease", "-n", "rampart-system", l])["spec"]["holderIdentity"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let expected = ["replica-a", "replica-b"][first];
+    assert_eq!(holder(&lease), expected);
+
+    // Crash the leader (SIGKILL: no release); the other takes over once the Lease expires.
+    let (dead, survivor) = if first == 0 {
+        (&mut a, &b)
+    } else {
+        (&mut b, &a)
+    };
+    let started = std::time::Instant::now();
+    dead.kill();
+    let other = 1 - first;
+    wait_until(
+        Duration::from_secs(30),
+        "the other replica to take over",
+        || {
+            survivor
+                .log_text()
+                .lines()
+                .any(|l| l.starts_with("LEADER=true"))
+        },
+    );
+    eprintln!("failover after a crash took {:?}", started.elapsed());
+    assert_eq!(holder(&lease), ["replica-a", "replica-b"][other]);
+
+    // A new replica joins as a follower while the leader lives.
+    let mut c = Proc::start(
+        "controller-c",
+        &controller_args(&lease, &[&extra[..], &["--identity", "replica-c"]].concat()),
+        tmp.path(),
+    );
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(!c.log_text().contains("LEADER=true"), "{}", c.log_text());
+    // A graceful stop releases the Lease: the follower takes over quickly.
+    let started = std::time::Instant::now();
+    if other == 0 {
+        a.terminate()
+    } else {
+        b.terminate()
+    }
+    wait_until(Duration::from_secs(20), "replica-c to take over", || {
+        c.log_text().contains("LEADER=true")
+    });
+    eprintln!(
+        "failover after a graceful stop took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(holder(&lease), "replica-c");
+    c.terminate();
+}
+
+#[test]
+#[ignore = "needs a control plane: run e2e/run.sh"]
+fn policies_on_other_kinds_are_audited_too() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    ensure_namespace("rampart-system");
+    let ns = fresh_namespace("e2e-kinds");
+    kubectl_ok(&[
+        "create",
+        "configmap",
+        "leaky",
+        "-n",
+        &ns,
+        "--from-literal=password=hunter2",
+    ]);
+    kubectl_ok(&[
+        "create",
+        "configmap",
+        "fine",
+        "-n",
+        &ns,
+        "--from-literal=colour=blue",
+    ]);
+    let _policy = Cleanup(|| {
+        let _ = kubectl(&[
+            "delete",
+            "clusterpolicy",
+            "e2e-no-passwords",
+            "--ignore-not-found",
+        ]);
+    });
+    let lease = unique("e2e-kinds");
+    let mut controller = Proc::start(
+        "controller",
+        &controller_args(&lease, &["--no-events"]),
+        tmp.path(),
+    );
+    wait_until(Duration::from_secs(60), "the ClusterPolicy CRD", || {
+        kubectl(&["get", "crd", "clusterpolicies.rampart.dev"])
+            .status
+            .success()
+    });
+    apply(
+        r#"apiVersion: rampart.dev/v1alpha1
+kind: ClusterPolicy
+metadata:
+  name: e2e-no-passwords
+spec:
+  matchConstraints:
+    kinds: ["ConfigMap"]
+  validations:
+  - name: no-password-key
+    expression: "!has(object.data) || !('password' in object.data)"
+    message: ConfigMaps must not hold passwords
+"#,
+    );
+    wait_until(Duration::from_secs(60), "the ConfigMaps' results", || {
+        summary(&ns) == Some((1, 1))
+    });
+    let r = report(&ns).unwrap();
+    assert_eq!(r["results"][0]["resources"][0]["name"], "leaky");
+    assert_eq!(
+        r["results"][0]["message"],
+        "ConfigMaps must not hold passwords"
+    );
+    controller.terminate();
+}
