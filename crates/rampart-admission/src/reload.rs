@@ -57,6 +57,18 @@ impl FileWatch {
         self.seen = now;
         true
     }
+
+    /// Like [`FileWatch::changed`] for a list of files that may itself
+    /// change (the files of a policy directory): a file added or removed is
+    /// a change too.
+    pub fn changed_among(&mut self, paths: Vec<PathBuf>) -> bool {
+        if paths != self.paths {
+            self.seen = paths.iter().map(|p| stamp(p)).collect();
+            self.paths = paths;
+            return true;
+        }
+        self.changed()
+    }
 }
 
 /// Loads everything once at startup; any error is fatal (a server that
@@ -169,7 +181,7 @@ pub async fn watch(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
         // that serve requests.
         let st = state.clone();
         let (c, n, p, t) = (
-            config.changed(),
+            config.changed_among(config_paths(&state)),
             namespaces.changed(),
             pods.changed(),
             tls.changed(),

@@ -81,6 +81,9 @@ pub struct ServeOptions {
     pub metrics_addr: Option<SocketAddr>,
     pub tls: TlsFiles,
     pub config: Option<PathBuf>,
+    /// User policy files and directories (`ClusterPolicy`, `Policy`,
+    /// `ValidatingAdmissionPolicy` and bindings, params, Namespaces).
+    pub policies: Vec<PathBuf>,
     pub namespaces: Option<PathBuf>,
     pub pods: Option<PathBuf>,
     /// Rampart's own namespace: always excluded and protected.
@@ -107,6 +110,7 @@ impl ServeOptions {
             metrics_addr: Some("127.0.0.1:9090".parse().expect("static address")),
             tls,
             config: None,
+            policies: Vec::new(),
             namespaces: None,
             pods: None,
             namespace: "rampart-system".to_owned(),
@@ -183,7 +187,16 @@ pub fn run(opts: ServeOptions) -> Result<()> {
     }
     rt.build()
         .context("starting the async runtime")?
-        .block_on(serve(opts, Vec::new()))
+        .block_on(async {
+            let sources: Vec<Arc<dyn PolicySource>> = if opts.policies.is_empty() {
+                Vec::new()
+            } else {
+                vec![Arc::new(crate::policy::user::UserPolicies::new(
+                    opts.policies.clone(),
+                ))]
+            };
+            serve(opts, sources).await
+        })
 }
 
 /// Serves until SIGINT or SIGTERM. `sources` add rules beyond the

@@ -231,7 +231,9 @@ pub struct ResourceRule {
 }
 
 /// An admission operation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 pub enum Operation {
     #[serde(rename = "CREATE")]
     Create,

@@ -56,7 +56,7 @@ pub use load::{LoadStats, load_policy_paths, read_documents};
 pub use request::{
     GroupVersionKind, GroupVersionResource, Request, RequestError, UserInfo, resource_for_kind,
 };
-pub use set::{CompileOptions, Document, PolicySet};
+pub use set::{CompileOptions, Document, PolicySet, RequestKey};
 pub use store::{PolicyStore, ReloadSummary};
 
 /// Whether a document is a policy document (ClusterPolicy, Policy,

@@ -254,6 +254,58 @@ impl Index {
     }
 }
 
+/// A class of requests some policy of a set may match, for callers that
+/// index rules themselves (the webhook): an operation with a group and a
+/// resource (`pods`) or a kind (`Pod`). `*` stands for any.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RequestKey {
+    Resource {
+        operation: Operation,
+        group: String,
+        resource: String,
+    },
+    Kind {
+        operation: Operation,
+        group: String,
+        kind: String,
+    },
+}
+
+const SLOT_OPERATIONS: [Operation; 4] = [
+    Operation::Create,
+    Operation::Update,
+    Operation::Delete,
+    Operation::Connect,
+];
+
+impl Index {
+    fn keys(&self) -> Vec<RequestKey> {
+        let mut out = Vec::new();
+        for (slot, operation) in SLOT_OPERATIONS.into_iter().enumerate() {
+            for (group, by_res) in &self.resources[slot] {
+                for resource in by_res.keys() {
+                    out.push(RequestKey::Resource {
+                        operation,
+                        group: group.clone(),
+                        resource: resource.clone(),
+                    });
+                }
+            }
+            for (group, by_kind) in &self.kinds[slot] {
+                for kind in by_kind.keys() {
+                    out.push(RequestKey::Kind {
+                        operation,
+                        group: group.clone(),
+                        kind: kind.clone(),
+                    });
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
 /// Policies compiled once and evaluated many times, with the parameter
 /// objects and Namespaces given alongside them. Immutable and `Send + Sync`:
 /// share it in an `Arc` (see [`PolicyStore`](crate::PolicyStore)).
@@ -347,6 +399,17 @@ impl PolicySet {
     /// ValidatingAdmissionPolicy without a binding has no effect).
     pub fn warnings(&self) -> &[String] {
         &self.warnings
+    }
+
+    /// Every class of requests some policy may match; a request outside
+    /// all of them evaluates to nothing.
+    pub fn request_keys(&self) -> Vec<RequestKey> {
+        self.index.keys()
+    }
+
+    /// Whether some policy has mutations.
+    pub fn has_mutations(&self) -> bool {
+        self.units.iter().any(|u| !u.body.mutations.is_empty())
     }
 
     pub fn is_empty(&self) -> bool {

@@ -2,13 +2,15 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use rampart_admission::config::Config;
 use rampart_admission::metrics::Metrics;
-use rampart_admission::policy::PolicySet;
+use rampart_admission::policy::user::UserPolicies;
+use rampart_admission::policy::{PolicySet, PolicySource};
 use rampart_admission::tls::TlsFiles;
 use rampart_admission::webhook_config::{
     ClientConfig, FailurePolicy, WebhookConfigOptions, render,
@@ -54,6 +56,11 @@ pub struct ServeArgs {
     /// YAML configuration of the built-in policies; reloaded on change (safe defaults without it).
     #[arg(long, value_name = "FILE", env = "RAMPART_CONFIG")]
     pub config: Option<PathBuf>,
+    /// User policies: a file or directory of ClusterPolicy/Policy, ValidatingAdmissionPolicy
+    /// and bindings (and their params); repeatable; reloaded on change, a broken set is
+    /// rejected and the last good one stays in force.
+    #[arg(long = "policy", value_name = "PATH")]
+    pub policies: Vec<PathBuf>,
     /// Namespace objects (e.g. `kubectl get ns -o yaml`) whose labels drive Pod Security and more.
     #[arg(long, value_name = "FILE")]
     pub namespaces: Option<PathBuf>,
@@ -119,6 +126,7 @@ pub fn run(args: ServeArgs) -> Result<u8> {
     opts.addr = args.addr;
     opts.metrics_addr = args.metrics_addr.0;
     opts.config = args.config;
+    opts.policies = args.policies;
     opts.namespaces = args.namespaces;
     opts.pods = args.pods;
     opts.namespace = args.namespace;
@@ -170,6 +178,9 @@ pub struct WebhookConfigArgs {
     /// The `rampart serve` configuration, so the rules match what it evaluates.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// User policies `rampart serve --policy` loads, so the rules cover what they match.
+    #[arg(long = "policy", value_name = "PATH")]
+    pub policies: Vec<PathBuf>,
     /// Also exclude this namespace (repeatable).
     #[arg(long = "exclude-namespace", value_name = "NAMESPACE")]
     pub exclude_namespaces: Vec<String>,
@@ -183,12 +194,17 @@ pub fn webhook_config(args: WebhookConfigArgs) -> Result<u8> {
         Some(p) => Config::load(p)?,
         None => Config::default(),
     };
+    let sources: Vec<Arc<dyn PolicySource>> = if args.policies.is_empty() {
+        Vec::new()
+    } else {
+        vec![Arc::new(UserPolicies::new(args.policies.clone()))]
+    };
     let set = PolicySet::build(
         config,
         &args.namespace,
         &Metrics::new(),
         args.exec_protection,
-        &[],
+        &sources,
     )?;
     let ca_bundle = match &args.ca_bundle_file {
         Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),

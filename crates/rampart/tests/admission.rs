@@ -1301,3 +1301,180 @@ fn webhook_config_is_lockout_proof() {
     let (code, _, err) = webhook_config(&["--timeout-seconds", "31"]);
     assert_eq!(code, Some(2), "{err}");
 }
+
+const USER_POLICIES: &str = r#"
+apiVersion: rampart.dev/v1alpha1
+kind: ClusterPolicy
+metadata: {name: replica-ceiling}
+spec:
+  matchConstraints:
+    kinds: [apps/Deployment]
+    operations: [CREATE, UPDATE]
+  validations:
+  - name: at-most-100
+    expression: "object.spec.replicas <= 100"
+    messageExpression: "'replicas ' + string(object.spec.replicas) + ' exceed 100'"
+---
+apiVersion: rampart.dev/v1alpha1
+kind: ClusterPolicy
+metadata: {name: team-label}
+spec:
+  matchConstraints:
+    kinds: [core/Pod]
+    operations: [CREATE]
+  mutations:
+  - name: default-team
+    patchType: Merge
+    expression: >-
+      has(object.metadata.labels) && 'team' in object.metadata.labels
+      ? {} : {'metadata': {'labels': {'team': 'unassigned'}}}
+"#;
+
+fn replicas(n: i64) -> Value {
+    let mut d = deployment("web", "plain", &restricted_pod("web", "plain"));
+    d["spec"]["replicas"] = json!(n);
+    d
+}
+
+#[test]
+fn user_cel_policies_deny_warn_mutate_and_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    std::fs::write(policies.join("user.yaml"), USER_POLICIES).unwrap();
+    // The ValidatingAdmissionPolicy example with ConfigMap params: `plain`
+    // is not labelled environment=test, so its binding warns above 50.
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../policies/examples/max-replicas.yaml"
+        ),
+        policies.join("max-replicas.yaml"),
+    )
+    .unwrap();
+    let mut s = Server::start_with(QUIET, &["--policy", policies.to_str().unwrap()]);
+
+    let r = s.validate(&Review::of("CREATE", replicas(3)));
+    assert_eq!(r["allowed"], true, "{r}");
+    assert!(r.get("warnings").is_none(), "{r}");
+
+    let r = s.validate(&Review::of("CREATE", replicas(60)));
+    assert_eq!(r["allowed"], true, "{r}");
+    assert_eq!(
+        r["warnings"],
+        json!([
+            "Validation failed for ValidatingAdmissionPolicy 'max-replicas' with binding \
+             'max-replicas-other': replicas must be at most 50 in namespace plain"
+        ]),
+        "{r}"
+    );
+
+    let review = Review::of("CREATE", replicas(120));
+    let r = s.validate(&review);
+    assert_eq!(r["allowed"], false, "{r}");
+    let message = r["status"]["message"].as_str().unwrap();
+    assert!(message.contains("replicas 120 exceed 100"), "{message}");
+    assert!(message.contains("replica-ceiling"), "{message}");
+    assert_eq!(r["status"]["code"], 403);
+    let log = s.decision(review.uid());
+    assert_eq!(log["result"], "denied");
+    assert!(
+        log.to_string().contains("replica-ceiling/at-most-100"),
+        "{log}"
+    );
+    // A kind no user policy matches is not evaluated by them.
+    let r = s.validate(&Review::of(
+        "CREATE",
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "plain"}}),
+    ));
+    assert_eq!(r["allowed"], true);
+
+    // Mutation: raw object keeps unknown fields; the label is added.
+    let mut object = pod("p", "plain", "nginx:1.25");
+    object["spec"]["someFutureField"] = json!(1);
+    let r = s.mutate(&Review::of("CREATE", object.clone()));
+    assert_eq!(r["allowed"], true, "{r}");
+    let out = patched(&object, &r);
+    assert_eq!(out["metadata"]["labels"]["team"], "unassigned");
+    assert_eq!(out["spec"]["someFutureField"], 1);
+    let mut labelled = object.clone();
+    labelled["metadata"]["labels"] = json!({"team": "web"});
+    let r = s.mutate(&Review::of("CREATE", labelled));
+    assert!(r.get("patch").is_none(), "{r}");
+
+    // A broken policy: rejected with its location, counted, and the last
+    // good set stays in force.
+    std::fs::write(
+        policies.join("broken.yaml"),
+        "apiVersion: rampart.dev/v1alpha1\nkind: ClusterPolicy\nmetadata: {name: broken}\n\
+         spec:\n  matchConstraints: {kinds: [apps/Deployment]}\n  validations:\n  \
+         - expression: \"object.spec.replicas <=\"\n",
+    )
+    .unwrap();
+    let failed = s.wait_for_log(
+        |v| v["message"] == "policy reload failed; keeping the policies in force",
+        Duration::from_secs(10),
+    );
+    let error = failed["error"].as_str().unwrap();
+    assert!(error.contains("broken"), "{error}");
+    assert!(error.contains("spec.validations[0].expression"), "{error}");
+    assert_eq!(
+        s.metric("rampart_policy_reload_errors_total{source=\"config\"}"),
+        1.0
+    );
+    assert_eq!(
+        s.validate(&Review::of("CREATE", replicas(120)))["allowed"],
+        false
+    );
+
+    // Fixed, and the ceiling lowered: the new set is in force.
+    std::fs::remove_file(policies.join("broken.yaml")).unwrap();
+    std::fs::write(
+        policies.join("user.yaml"),
+        USER_POLICIES
+            .replace("<= 100", "<= 10")
+            .replace("exceed 100", "exceed 10"),
+    )
+    .unwrap();
+    s.wait_for_log(
+        |v| v["message"] == "policies reloaded",
+        Duration::from_secs(10),
+    );
+    let r = s.validate(&Review::of("CREATE", replicas(20)));
+    assert_eq!(r["allowed"], false, "{r}");
+    assert!(
+        r["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("replicas 20 exceed 10"),
+        "{r}"
+    );
+}
+
+#[test]
+fn webhook_config_routes_what_user_policies_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: rampart.dev/v1alpha1\nkind: ClusterPolicy\nmetadata: {name: cm}\n\
+         spec:\n  matchConstraints: {kinds: [core/ConfigMap], operations: [CREATE]}\n  \
+         validations:\n  - expression: \"has(object.data)\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = webhook_config(&["--policy", file.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    let docs = parse_yaml(&out);
+    let rules = docs[0]["webhooks"][0]["rules"].as_array().unwrap();
+    assert!(
+        rules.iter().any(|r| r["apiGroups"] == json!([""])
+            && r["operations"] == json!(["CREATE"])
+            && r["resources"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("configmaps"))),
+        "{out}"
+    );
+    let (_, without, _) = webhook_config(&[]);
+    assert!(!without.contains("configmaps"), "{without}");
+}

@@ -19,6 +19,7 @@ pub mod pss;
 pub mod rate_limit;
 pub mod requests;
 pub mod sandbox;
+pub mod user;
 
 use std::borrow::Cow;
 use std::cell::OnceCell;
@@ -563,7 +564,20 @@ impl PolicySet {
         };
         let cx = Context::new(request, object.as_ref(), namespace, env.pods);
         let mut decision = Decision::default();
-        for entry in lists.iter().flat_map(|l| l.iter()).filter(applicable) {
+        for (i, entry) in lists
+            .iter()
+            .enumerate()
+            .flat_map(|(i, l)| l.iter().map(move |e| (i, e)))
+            .filter(|(_, e)| applicable(e))
+        {
+            // A rule indexed both by kind and by resource (user policies
+            // can match either way) runs once.
+            let seen = lists[..i].iter().flat_map(|l| l.iter()).any(|e| {
+                std::ptr::addr_eq(Arc::as_ptr(&e.rule), Arc::as_ptr(&entry.rule)) && applicable(&e)
+            });
+            if seen {
+                continue;
+            }
             let start = Instant::now();
             if start >= deadline {
                 return Ok(Verdict::TimedOut);

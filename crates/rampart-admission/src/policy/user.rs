@@ -1,0 +1,325 @@
+//! User policies: Rampart's `ClusterPolicy`/`Policy` and native
+//! `ValidatingAdmissionPolicy` (+ bindings, params, Namespaces) read from
+//! files and directories (`rampart serve --policy PATH`), compiled into a
+//! [`rampart_policy::PolicySet`] and evaluated with the same engine the CLI
+//! and the controller use, so a policy answers the same everywhere.
+//!
+//! The compiled set contributes one validating rule and, when some policy
+//! mutates, one mutating rule. Both are indexed under the exact
+//! `(operation, group, resource|kind)` classes the policies match, so a
+//! request no user policy can match never reaches them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Result, anyhow};
+use rampart_policy::{
+    CompileOptions, GroupVersionKind, GroupVersionResource, PolicySet as CompiledPolicies, Request,
+    RequestKey, UserInfo, ValidationAction,
+};
+use serde_json::{Value, json};
+
+use super::{Context, Match, MutationRule, PolicySource, SourceRules, Target, ValidationRule};
+use crate::decision::{Decision, Mode, RuleId};
+use crate::metrics::Metrics;
+use crate::review::Operation;
+
+/// Policy files and directories given with `--policy`.
+pub struct UserPolicies {
+    paths: Vec<PathBuf>,
+    options: CompileOptions,
+}
+
+impl UserPolicies {
+    pub fn new(paths: Vec<PathBuf>) -> Self {
+        Self {
+            paths,
+            options: CompileOptions::default(),
+        }
+    }
+
+    /// Reads and compiles every policy document under the paths. A
+    /// directory with no documents yet (the controller has not written
+    /// one) is an empty set, not an error; a path that does not exist is.
+    pub fn compile(&self) -> Result<CompiledPolicies> {
+        for p in &self.paths {
+            if !p.exists() {
+                return Err(anyhow!("policy path {} does not exist", p.display()));
+            }
+        }
+        let (documents, _) = rampart_policy::read_documents(&self.paths)
+            .map_err(|errors| anyhow!("{}", rampart_policy::ErrorList(&errors)))?;
+        CompiledPolicies::compile_with(documents, &self.options)
+            .map_err(|errors| anyhow!("{}", rampart_policy::ErrorList(&errors)))
+    }
+}
+
+impl PolicySource for UserPolicies {
+    fn name(&self) -> &'static str {
+        "policies"
+    }
+
+    /// The paths and, for directories, every file below them now: a file
+    /// edited in place changes its own stamp, not its directory's.
+    fn watched_paths(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for p in &self.paths {
+            out.push(p.clone());
+            if p.is_dir() {
+                collect_files(p, &mut out, 0);
+            }
+        }
+        out
+    }
+
+    fn load(&self, metrics: &Metrics) -> Result<SourceRules> {
+        let set = Arc::new(self.compile()?);
+        for warning in set.warnings() {
+            tracing::warn!(warning = %warning, "policy");
+        }
+        let matches = matches_of(&set);
+        let mut rules = SourceRules::default();
+        if matches.is_empty() {
+            return Ok(rules);
+        }
+        let ids: HashMap<String, RuleId> = set
+            .rules()
+            .iter()
+            .map(|m| (m.id.to_string(), RuleId::new(m.id.to_string(), metrics)))
+            .collect();
+        let shared = Arc::new(Shared {
+            set: set.clone(),
+            matches,
+            ids,
+            fallback: RuleId::new("user-policies", metrics),
+        });
+        rules.validating.push(Arc::new(Validate(shared.clone())));
+        if set.has_mutations() {
+            rules.mutating.push(Arc::new(Mutate {
+                shared,
+                id: RuleId::new("user-policy-mutations", metrics),
+            }));
+        }
+        Ok(rules)
+    }
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
+    if depth > 16 {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            collect_files(&p, out, depth + 1);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+struct Shared {
+    set: Arc<CompiledPolicies>,
+    matches: Vec<Match>,
+    /// Metrics per rule (`<policy>/<validation>`).
+    ids: HashMap<String, RuleId>,
+    fallback: RuleId,
+}
+
+impl Shared {
+    fn id(&self, check: &str) -> &RuleId {
+        self.ids.get(check).unwrap_or(&self.fallback)
+    }
+}
+
+fn operation(op: rampart_policy::Operation) -> Option<Operation> {
+    Some(match op {
+        rampart_policy::Operation::Create => Operation::Create,
+        rampart_policy::Operation::Update => Operation::Update,
+        rampart_policy::Operation::Delete => Operation::Delete,
+        rampart_policy::Operation::Connect => Operation::Connect,
+        rampart_policy::Operation::All => return None,
+    })
+}
+
+/// The set's request classes as webhook matches; subresources are left to
+/// the policies' own matching.
+fn matches_of(set: &CompiledPolicies) -> Vec<Match> {
+    let mut out: Vec<Match> = Vec::new();
+    for key in set.request_keys() {
+        let (op, group, target) = match key {
+            RequestKey::Resource {
+                operation,
+                group,
+                resource,
+            } => (operation, group, Target::Resource(resource.into())),
+            RequestKey::Kind {
+                operation,
+                group,
+                kind,
+            } => (operation, group, Target::Kind(kind.into())),
+        };
+        let Some(op) = operation(op) else { continue };
+        let target = match &target {
+            Target::Resource(r) | Target::Kind(r) if r == "*" => Target::Any,
+            _ => target,
+        };
+        if let Some(m) = out
+            .iter_mut()
+            .find(|m| m.group == group.as_str() && m.target == target)
+        {
+            if !m.operations.contains(&op) {
+                m.operations.push(op);
+            }
+            continue;
+        }
+        out.push(Match {
+            group: group.into(),
+            target,
+            operations: vec![op],
+            subresources: Vec::new(),
+        });
+    }
+    // The objects themselves; CONNECT only exists on subresources
+    // (`pods/exec`), which the policies' own matching then narrows. Other
+    // subresources (`pods/status`, written by every kubelet) stay out of the
+    // webhook's path.
+    for m in &mut out {
+        m.subresources = if m.operations.contains(&Operation::Connect) {
+            vec!["".into(), "*".into()]
+        } else {
+            vec!["".into()]
+        };
+    }
+    out
+}
+
+/// The engine's request for what the webhook received. `object` is the
+/// object the policies see (after earlier mutations, for `/mutate`).
+fn request_of(cx: &Context<'_>, object: Option<Value>) -> Request {
+    let r = cx.request;
+    let operation = match r.operation {
+        Operation::Create => rampart_policy::Operation::Create,
+        Operation::Update => rampart_policy::Operation::Update,
+        Operation::Delete => rampart_policy::Operation::Delete,
+        Operation::Connect => rampart_policy::Operation::Connect,
+    };
+    Request {
+        uid: r.uid.to_string(),
+        operation,
+        kind: GroupVersionKind {
+            group: r.kind.group.to_string(),
+            version: r.kind.version.to_string(),
+            kind: r.kind.kind.to_string(),
+        },
+        resource: GroupVersionResource {
+            group: r.resource.group.to_string(),
+            version: r.resource.version.to_string(),
+            resource: r.resource.resource.to_string(),
+        },
+        sub_resource: r.sub_resource.to_string(),
+        name: r.name.to_string(),
+        namespace: r.namespace.to_string(),
+        object,
+        old_object: cx.old_object().cloned(),
+        user_info: UserInfo {
+            username: r.user_info.username.to_string(),
+            uid: String::new(),
+            groups: r.user_info.groups.iter().map(|g| g.to_string()).collect(),
+            extra: BTreeMap::new(),
+        },
+        dry_run: r.dry_run.unwrap_or(false),
+        options: None,
+        namespace_object: cx.namespace.as_ref().map(|ns| {
+            json!({
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {
+                    "name": ns.name,
+                    "labels": ns.labels,
+                    "annotations": ns.annotations,
+                },
+            })
+        }),
+    }
+}
+
+/// Audit annotation keys from the engine are `<policy>/<key>`; the API
+/// server prefixes a webhook's keys with `<webhook name>/`, and a key may
+/// hold only one `/`.
+fn annotation_key(key: &str) -> String {
+    key.replace('/', ".")
+}
+
+struct Validate(Arc<Shared>);
+
+impl ValidationRule for Validate {
+    fn id(&self) -> &RuleId {
+        &self.0.fallback
+    }
+
+    fn matches(&self) -> Vec<Match> {
+        self.0.matches.clone()
+    }
+
+    fn validate(&self, cx: &Context<'_>, out: &mut Decision) {
+        let req = request_of(cx, cx.object.cloned());
+        let ev = self.0.set.evaluate(&req);
+        for d in &ev.decisions {
+            if !d.is_violation() || d.suppressed.is_some() {
+                continue;
+            }
+            let id = self.0.id(&d.check_id());
+            if d.actions.contains(ValidationAction::Deny) {
+                out.deny(id, 403, d.admission_message());
+                out.hit(id, Mode::Enforce);
+            }
+            if d.actions.contains(ValidationAction::Warn) {
+                out.hit(id, Mode::Warn);
+            }
+            if d.actions.contains(ValidationAction::Audit) {
+                out.hit(id, Mode::Audit);
+            }
+        }
+        out.warnings.extend(ev.warnings);
+        for (key, value) in ev.audit_annotations {
+            out.annotate(&annotation_key(&key), value);
+        }
+    }
+}
+
+struct Mutate {
+    shared: Arc<Shared>,
+    id: RuleId,
+}
+
+impl MutationRule for Mutate {
+    fn id(&self) -> &RuleId {
+        &self.id
+    }
+
+    fn matches(&self) -> Vec<Match> {
+        self.shared.matches.clone()
+    }
+
+    fn mutate(&self, cx: &Context<'_>, out: &mut Decision) {
+        let Some(original) = cx.object else { return };
+        // Built-in mutations ran first; the policies see their result, and
+        // their operations (relative to it) follow the built-in ones.
+        let mut object = original.clone();
+        if !out.patch.is_empty() && json_patch::patch(&mut object, &out.patch).is_err() {
+            tracing::warn!("built-in mutations do not apply; user mutations skipped");
+            return;
+        }
+        let ev = self.shared.set.evaluate(&request_of(cx, Some(object)));
+        if ev.patches.is_empty() {
+            return;
+        }
+        out.mutate(&self.id, ev.json_patch().0);
+    }
+}
