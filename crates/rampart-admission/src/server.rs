@@ -85,6 +85,9 @@ pub struct ServeOptions {
     /// `ValidatingAdmissionPolicy` and bindings, params, Namespaces).
     pub policies: Vec<PathBuf>,
     pub namespaces: Option<PathBuf>,
+    /// How long to wait at start for the namespace, pod and policy files to
+    /// appear (written by a sidecar) before giving up.
+    pub startup_wait: Duration,
     pub pods: Option<PathBuf>,
     /// Rampart's own namespace: always excluded and protected.
     pub namespace: String,
@@ -112,6 +115,7 @@ impl ServeOptions {
             config: None,
             policies: Vec::new(),
             namespaces: None,
+            startup_wait: Duration::ZERO,
             pods: None,
             namespace: "rampart-system".to_owned(),
             on_timeout: OnTimeout::Allow,
@@ -273,6 +277,34 @@ async fn serve_inner(
 
     // Load policies and lookups after listening, so health checks answer
     // (not ready) while loading.
+    // Files another process writes (the policy-sync sidecar's policies,
+    // namespaces and pods) may not exist yet: wait for them, not ready.
+    let start = std::time::Instant::now();
+    loop {
+        let missing: Vec<&PathBuf> = opts
+            .namespaces
+            .iter()
+            .chain(opts.pods.iter())
+            .chain(opts.policies.iter())
+            .filter(|p| !p.exists())
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        if start.elapsed() >= opts.startup_wait {
+            anyhow::bail!(
+                "{} still missing after {:?}",
+                missing
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                opts.startup_wait
+            );
+        }
+        info!(missing = ?missing, "waiting for files");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     crate::reload::initial_load(&state)?;
     info!(
         rules = state.policies.load().as_ref().map_or(0, |p| p.len()),

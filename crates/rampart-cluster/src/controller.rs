@@ -115,6 +115,10 @@ pub struct Options {
     pub max_events_per_minute: u32,
     pub policy_dir: Option<PathBuf>,
     pub webhook: Option<WebhookOptions>,
+    /// Only keep `policy_dir` up to date (policies, Namespaces, Pods): the
+    /// webhook's sidecar. No CRDs, audit reports, Events, Lease or webhook
+    /// management.
+    pub sync_only: bool,
 }
 
 impl Default for Options {
@@ -133,6 +137,7 @@ impl Default for Options {
             max_events_per_minute: 60,
             policy_dir: None,
             webhook: None,
+            sync_only: false,
         }
     }
 }
@@ -171,6 +176,12 @@ struct State {
     event_refilled: Option<Instant>,
     /// Kinds the policies match beyond the audited ones, not yet resolved.
     pending_kinds: BTreeSet<KindSelector>,
+    /// Namespaces or Pods changed since the webhook's copies were written.
+    lookups_dirty: bool,
+    /// Kinds whose initial listing completed.
+    synced: HashSet<String>,
+    /// Successful policy compilations so far.
+    policy_generation: u64,
 }
 
 /// A kind a policy matches: by kind (`kinds`) or resource (`resourceRules`);
@@ -250,6 +261,9 @@ impl Default for State {
             event_tokens: 0.0,
             event_refilled: None,
             pending_kinds: BTreeSet::new(),
+            lookups_dirty: true,
+            synced: HashSet::new(),
+            policy_generation: 0,
         }
     }
 }
@@ -407,6 +421,9 @@ async fn watch_kind(client: kube::Client, state: Shared, ar: kube::api::ApiResou
                     st.policies.insert(key, value);
                     continue;
                 }
+                if kind == "Namespace" || kind == "Pod" {
+                    st.lookups_dirty = true;
+                }
                 if kind == "Namespace" {
                     let name = obj.metadata.name.clone().unwrap_or_default();
                     let labels_changed = st.namespaces.get(&name).map(|v| &v["metadata"]["labels"])
@@ -434,6 +451,9 @@ async fn watch_kind(client: kube::Client, state: Shared, ar: kube::api::ApiResou
                     continue;
                 }
                 let value = typed(&ar, serde_json::to_value(&obj).unwrap_or_default());
+                if kind == "Namespace" || kind == "Pod" {
+                    st.lookups_dirty = true;
+                }
                 if kind == "Namespace" {
                     st.namespaces
                         .remove(obj.metadata.name.as_deref().unwrap_or_default());
@@ -447,6 +467,7 @@ async fn watch_kind(client: kube::Client, state: Shared, ar: kube::api::ApiResou
                 if policy {
                     continue;
                 }
+                st.synced.insert(kind.clone());
                 // Objects deleted while the watch was down.
                 let seen = st.listing.remove(&kind).unwrap_or_default();
                 let gone: Vec<ObjectKey> = st
@@ -465,34 +486,147 @@ async fn watch_kind(client: kube::Client, state: Shared, ar: kube::api::ApiResou
 
 /// Writes `DIR/policies.yaml` (temporary file, then rename).
 fn write_policy_dir(dir: &std::path::Path, docs: &[Value]) -> Result<()> {
+    write_documents(
+        dir,
+        "policies.yaml",
+        "# Written by `rampart controller` from the cluster's policies.\n",
+        docs,
+    )
+}
+
+/// Writes `name` in `dir` atomically (temporary file, then rename), so a
+/// reader polling it never sees half a file.
+fn write_documents(dir: &std::path::Path, name: &str, header: &str, docs: &[Value]) -> Result<()> {
     std::fs::create_dir_all(dir)?;
-    let mut text = String::from("# Written by `rampart controller` from the cluster's policies.\n");
+    let mut text = String::from(header);
     for doc in docs {
         text.push_str("---\n");
         text.push_str(&serde_saphyr::to_string(doc).map_err(|e| anyhow::anyhow!("{e}"))?);
     }
-    let tmp = dir.join(".policies.yaml.tmp");
+    let tmp = dir.join(format!(".{name}.tmp"));
     std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, dir.join("policies.yaml"))?;
+    std::fs::rename(&tmp, dir.join(name))?;
     Ok(())
 }
 
+/// The part of a Pod the webhook's exec/attach protection reads: where it
+/// is, its host namespaces and its containers' security contexts.
+pub fn exec_view_of_pod(pod: &Value) -> Value {
+    let spec = &pod["spec"];
+    let containers = |key: &str| -> Value {
+        Value::Array(
+            spec[key]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| {
+                    let mut out = serde_json::json!({"name": c["name"]});
+                    if !c["securityContext"].is_null() {
+                        out["securityContext"] = c["securityContext"].clone();
+                    }
+                    out
+                })
+                .collect(),
+        )
+    };
+    let mut out = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": pod["metadata"]["name"], "namespace": pod["metadata"]["namespace"]},
+        "spec": {"containers": containers("containers")},
+    });
+    for key in ["initContainers", "ephemeralContainers"] {
+        if spec[key].is_array() {
+            out["spec"][key] = containers(key);
+        }
+    }
+    for key in ["hostPID", "hostIPC", "hostNetwork", "securityContext"] {
+        if !spec[key].is_null() {
+            out["spec"][key] = spec[key].clone();
+        }
+    }
+    out
+}
+
+/// Writes the webhook's lookups next to its policies: `namespaces.yaml`
+/// (labels drive Pod Security and more) and `pods.yaml` (for exec/attach
+/// protection), for `rampart serve --namespaces/--pods` to hot-reload.
+fn write_lookups(dir: &std::path::Path, st: &State) -> Result<()> {
+    let namespaces: Vec<Value> = st
+        .namespaces
+        .values()
+        .map(|ns| {
+            serde_json::json!({
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {
+                    "name": ns["metadata"]["name"],
+                    "labels": ns["metadata"]["labels"].as_object().cloned().unwrap_or_default(),
+                    "annotations": ns["metadata"]["annotations"].as_object().cloned().unwrap_or_default(),
+                },
+            })
+        })
+        .collect();
+    let mut pods: Vec<&Value> = st
+        .objects
+        .iter()
+        .filter(|(k, _)| k.kind == "Pod")
+        .map(|(_, (v, _))| v)
+        .collect();
+    pods.sort_by_key(|p| {
+        (
+            p["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            p["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        )
+    });
+    let pods: Vec<Value> = pods.into_iter().map(exec_view_of_pod).collect();
+    write_documents(
+        dir,
+        "namespaces.yaml",
+        "# Written by `rampart controller`: the cluster's Namespaces.\n",
+        &namespaces,
+    )?;
+    write_documents(
+        dir,
+        "pods.yaml",
+        "# Written by `rampart controller`: the cluster's Pods, as exec protection reads them.\n",
+        &pods,
+    )
+}
+
 /// The webhook configurations for the managed webhook, with `ca` as bundle.
+/// With `policy_dir`, the rules also cover what the user policies there match.
 pub fn webhook_configurations(
     opts: &WebhookOptions,
     namespace: &str,
     ca: &str,
+    policy_dir: Option<&std::path::Path>,
 ) -> Result<Vec<Value>> {
     let config = match &opts.config {
         Some(p) => rampart_admission::Config::load(p)?,
         None => rampart_admission::Config::default(),
     };
+    let sources: Vec<Arc<dyn rampart_admission::policy::PolicySource>> = policy_dir
+        .filter(|d| d.join("policies.yaml").exists())
+        .map(|d| {
+            Arc::new(rampart_admission::policy::user::UserPolicies::new(vec![
+                d.join("policies.yaml"),
+            ])) as Arc<dyn rampart_admission::policy::PolicySource>
+        })
+        .into_iter()
+        .collect();
     let set = rampart_admission::PolicySet::build(
         config,
         namespace,
         &rampart_admission::metrics::Metrics::new(),
         opts.exec_protection,
-        &[],
+        &sources,
     )?;
     let wopts = WebhookConfigOptions {
         name: opts.name.clone(),
@@ -522,7 +656,7 @@ async fn manage_webhook(client: &kube::Client, opts: &Options, w: &WebhookOption
         w.cert_manager,
     )
     .await?;
-    let configs = webhook_configurations(w, &opts.namespace, &ca)?;
+    let configs = webhook_configurations(w, &opts.namespace, &ca, opts.policy_dir.as_deref())?;
     crate::apply::apply_all(client, &configs).await
 }
 
@@ -586,8 +720,11 @@ async fn flush(
                         policies = st.policies.len(),
                         "policies compiled; re-auditing"
                     );
+                    st.policy_generation += 1;
                     if let Some(dir) = &opts.policy_dir {
-                        let docs = st.policy_documents();
+                        // The cluster's own policies only: the default the
+                        // audit falls back to is not for enforcing.
+                        let docs: Vec<Value> = st.policies.values().cloned().collect();
                         if let Err(e) = write_policy_dir(dir, &docs) {
                             tracing::warn!(error = %e, "writing the policy directory");
                         }
@@ -599,6 +736,18 @@ async fn flush(
                 Err(e) => {
                     tracing::warn!(error = %e, "policies do not compile; keeping the previous set")
                 }
+            }
+        }
+        if let Some(dir) = &opts.policy_dir
+            && st.lookups_dirty
+            && st.synced.contains("Namespace")
+            && st.synced.contains("Pod")
+        {
+            // Only once every initial listing is done: a half-listed cache
+            // would tell the webhook a namespace has no labels.
+            match write_lookups(dir, &st) {
+                Ok(()) => st.lookups_dirty = false,
+                Err(e) => tracing::warn!(error = %e, "writing the webhook's lookups"),
             }
         }
         if !leader {
@@ -758,7 +907,7 @@ async fn watch_matched_kinds(
 
 /// Runs the controller until SIGTERM/SIGINT.
 pub async fn run(client: kube::Client, opts: Options) -> Result<()> {
-    if opts.install_crds {
+    if opts.install_crds && !opts.sync_only {
         crate::crds::install(&client, Duration::from_secs(60))
             .await
             .context("installing the CRDs")?;
@@ -781,6 +930,9 @@ pub async fn run(client: kube::Client, opts: Options) -> Result<()> {
             api_resource(group, version, kind, plural),
             true,
         ));
+    }
+    if opts.sync_only {
+        return sync_policy_dir(client, state, opts).await;
     }
     let mut watched: HashSet<(String, String)> = HashSet::new();
     for (group, version, kind, plural) in WORKLOAD_KINDS.iter().chain(OTHER_AUDITED_KINDS) {
@@ -812,6 +964,7 @@ pub async fn run(client: kube::Client, opts: Options) -> Result<()> {
     );
     let mut was_leader = false;
     let mut last_webhook: Option<Instant> = None;
+    let mut webhook_generation = 0;
     let mut tick = tokio::time::interval(opts.report_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let shutdown = shutdown_signal();
@@ -838,17 +991,24 @@ pub async fn run(client: kube::Client, opts: Options) -> Result<()> {
             }
             was_leader = leader;
         }
-        if leader
-            && let Some(w) = &opts.webhook
-            && last_webhook.is_none_or(|t| t.elapsed() > Duration::from_secs(3600))
-        {
-            match manage_webhook(&client, &opts, w).await {
-                Ok(()) => last_webhook = Some(Instant::now()),
-                Err(e) => tracing::warn!(error = %format!("{e:#}"), "managing the webhook"),
-            }
-        }
         if let Err(e) = flush(&client, &state, &opts, &recorder, leader).await {
             tracing::warn!(error = %format!("{e:#}"), "flush");
+        }
+        // After the flush, which writes the policy directory: the webhook
+        // rules follow the policies (with --policy-dir) as well as the hour.
+        let generation = lock(&state).policy_generation;
+        if leader
+            && let Some(w) = &opts.webhook
+            && (last_webhook.is_none_or(|t| t.elapsed() > Duration::from_secs(3600))
+                || (opts.policy_dir.is_some() && webhook_generation != generation))
+        {
+            match manage_webhook(&client, &opts, w).await {
+                Ok(()) => {
+                    last_webhook = Some(Instant::now());
+                    webhook_generation = generation;
+                }
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "managing the webhook"),
+            }
         }
         let pending = std::mem::take(&mut lock(&state).pending_kinds);
         if !pending.is_empty()
@@ -861,6 +1021,48 @@ pub async fn run(client: kube::Client, opts: Options) -> Result<()> {
     // Give the Lease up at once so another replica takes over without waiting for it to expire.
     drop(leader_rx);
     let _ = tokio::time::timeout(Duration::from_secs(5), lease_task).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// `--sync-only`: keeps the webhook's policy directory current.
+async fn sync_policy_dir(client: kube::Client, state: Shared, opts: Options) -> Result<()> {
+    let Some(dir) = opts.policy_dir.clone() else {
+        anyhow::bail!("--sync-only needs --policy-dir");
+    };
+    for (group, version, kind, plural) in [
+        ("", "v1", "Namespace", "namespaces"),
+        ("", "v1", "Pod", "pods"),
+    ] {
+        tokio::spawn(watch_kind(
+            client.clone(),
+            state.clone(),
+            api_resource(group, version, kind, plural),
+            false,
+        ));
+    }
+    tracing::info!(dir = %dir.display(), "keeping the webhook's policy directory in sync");
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "rampart-policy-sync".into(),
+            instance: Some(opts.identity.clone()),
+        },
+    );
+    let mut tick = tokio::time::interval(opts.report_interval.min(Duration::from_secs(2)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = tick.tick() => {}
+        }
+        // Not a leader: flush compiles and writes the directory, nothing else.
+        if let Err(e) = flush(&client, &state, &opts, &recorder, false).await {
+            tracing::warn!(error = %format!("{e:#}"), "flush");
+        }
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -61,6 +61,10 @@ pub struct ServeArgs {
     /// rejected and the last good one stays in force.
     #[arg(long = "policy", value_name = "PATH")]
     pub policies: Vec<PathBuf>,
+    /// Wait this long at start for --namespaces, --pods and --policy files to appear
+    /// (written by `rampart controller --sync-only` beside the webhook).
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub startup_wait: Duration,
     /// Namespace objects (e.g. `kubectl get ns -o yaml`) whose labels drive Pod Security and more.
     #[arg(long, value_name = "FILE")]
     pub namespaces: Option<PathBuf>,
@@ -127,6 +131,7 @@ pub fn run(args: ServeArgs) -> Result<u8> {
     opts.metrics_addr = args.metrics_addr.0;
     opts.config = args.config;
     opts.policies = args.policies;
+    opts.startup_wait = args.startup_wait;
     opts.namespaces = args.namespaces;
     opts.pods = args.pods;
     opts.namespace = args.namespace;

@@ -224,6 +224,14 @@ fn privileged_pod(ns: &str) -> Value {
         "spec": {"containers": [{"name": "app", "image": "nginx:1.25", "securityContext": {"privileged": true}}]}})
 }
 
+/// Writes as Kubernetes updates a mounted ConfigMap (a rename), so the
+/// server's poll never sees a half-written file and reloads once.
+fn write_atomic(path: PathBuf, contents: impl AsRef<[u8]>) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp-write");
+    std::fs::write(&tmp, contents)?;
+    std::fs::rename(&tmp, &path)
+}
+
 fn annotations(resp: &Value) -> serde_json::Map<String, Value> {
     resp["auditAnnotations"]
         .as_object()
@@ -947,7 +955,7 @@ fn config_hot_reload_while_requests_flow() {
         true
     );
 
-    std::fs::write(
+    write_atomic(
         s.path("config.yaml"),
         "bestPractices: {mode: off}\nrules: {image-tag-latest: enforce}\n",
     )
@@ -960,7 +968,7 @@ fn config_hot_reload_while_requests_flow() {
     assert_eq!(r["allowed"], false, "{r}");
 
     // A broken file: logged, counted, and the last good set stays.
-    std::fs::write(
+    write_atomic(
         s.path("config.yaml"),
         "rules: {image-tag-latest: sometimes}\n",
     )
@@ -980,7 +988,7 @@ fn config_hot_reload_while_requests_flow() {
     assert_eq!(http_get(s.metrics_addr, "/readyz").unwrap().status, 200);
 
     // Namespace labels reload too.
-    std::fs::write(
+    write_atomic(
         s.path("namespaces.yaml"),
         "apiVersion: v1\nkind: Namespace\nmetadata: {name: plain, labels: {pod-security.kubernetes.io/enforce: baseline}}\n",
     )
@@ -1404,7 +1412,7 @@ fn user_cel_policies_deny_warn_mutate_and_reload() {
 
     // A broken policy: rejected with its location, counted, and the last
     // good set stays in force.
-    std::fs::write(
+    write_atomic(
         policies.join("broken.yaml"),
         "apiVersion: rampart.dev/v1alpha1\nkind: ClusterPolicy\nmetadata: {name: broken}\n\
          spec:\n  matchConstraints: {kinds: [apps/Deployment]}\n  validations:\n  \
@@ -1429,7 +1437,7 @@ fn user_cel_policies_deny_warn_mutate_and_reload() {
 
     // Fixed, and the ceiling lowered: the new set is in force.
     std::fs::remove_file(policies.join("broken.yaml")).unwrap();
-    std::fs::write(
+    write_atomic(
         policies.join("user.yaml"),
         USER_POLICIES
             .replace("<= 100", "<= 10")

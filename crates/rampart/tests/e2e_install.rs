@@ -135,17 +135,41 @@ fn install_manifests_apply_and_grant_least_privilege() {
             "the controller should not be allowed to {args:?}"
         );
     }
-    // The webhook's ServiceAccount may do nothing at all.
-    let out = kubectl(&[
-        "auth",
-        "can-i",
-        "--as",
-        "system:serviceaccount:rampart-system:rampart-webhook",
-        "list",
-        "pods",
-        "--all-namespaces",
-    ]);
-    assert_eq!(text(&out).0.trim(), "no");
+    // The webhook's ServiceAccount (its policy-sync sidecar) may read the
+    // policies, Namespaces and Pods, and nothing else.
+    let webhook_can_i = |args: &[&str]| {
+        let mut full = vec![
+            "auth",
+            "can-i",
+            "--as",
+            "system:serviceaccount:rampart-system:rampart-webhook",
+        ];
+        full.extend_from_slice(args);
+        text(&kubectl(&full)).0.trim() == "yes"
+    };
+    for args in [
+        &["watch", "clusterpolicies.rampart.dev"][..],
+        &["list", "policies.rampart.dev", "--all-namespaces"],
+        &["watch", "pods", "--all-namespaces"],
+        &["list", "namespaces"],
+    ] {
+        assert!(
+            webhook_can_i(args),
+            "the webhook should be allowed to {args:?}"
+        );
+    }
+    for args in [
+        &["get", "secrets", "--all-namespaces"][..],
+        &["create", "pods", "-n", "default"],
+        &["update", "clusterpolicies.rampart.dev"],
+        &["list", "deployments", "--all-namespaces"],
+        &["create", "policyreports.wgpolicyk8s.io", "-n", "default"],
+    ] {
+        assert!(
+            !webhook_can_i(args),
+            "the webhook should not be allowed to {args:?}"
+        );
+    }
 
     // The controller, run with exactly those permissions, does its job:
     // certificate Secret, webhook configurations, reports.
