@@ -55,3 +55,51 @@ fn kube_rs_talks_to_the_api_server() {
         assert_eq!(got.data.unwrap()["k"], "v");
     });
 }
+
+/// `rampart fix` output is what kubectl and the API server accept: the fixed
+/// examples pass `kubectl apply --dry-run=client` and the API server's own
+/// validation (`--dry-run=server`), so a fix never produces an object the
+/// cluster would reject.
+#[test]
+#[ignore = "needs a control plane: run e2e/run.sh"]
+fn fixed_examples_are_accepted_by_kubectl_and_the_api_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
+    for entry in std::fs::read_dir(examples).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, tmp.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let before: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    let out = std::process::Command::new(rampart_bin())
+        .args(["fix", "--write"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.code() == Some(0) || out.status.code() == Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert_ne!(before, after, "fix changed nothing");
+
+    let dir = tmp.path().to_str().unwrap();
+    kubectl_ok(&["apply", "--dry-run=client", "-f", dir]);
+    // The namespaces the examples use, so the server can validate them.
+    for ns in ["shop", "ci", "reports"] {
+        let out = kubectl(&["create", "namespace", ns]);
+        let (_, err) = text(&out);
+        assert!(
+            out.status.success() || err.contains("AlreadyExists"),
+            "{err}"
+        );
+    }
+    let applied = kubectl_ok(&["apply", "--dry-run=server", "-f", dir]);
+    assert!(applied.contains("(server dry run)"), "{applied}");
+}
