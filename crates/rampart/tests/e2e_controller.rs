@@ -339,7 +339,117 @@ fn controller_manages_webhook_certificates_and_configuration() {
     std::thread::sleep(Duration::from_secs(3));
     let secret2 = get_json(&["get", "secret", "-n", "rampart-system", &name]);
     assert_eq!(secret2["data"]["ca.crt"].as_str().unwrap(), ca);
+    assert_eq!(secret2["data"]["tls.crt"], secret["data"]["tls.crt"]);
     again.terminate();
+
+    let webhook_args = [
+        "--manage-webhook",
+        "--webhook-name",
+        &name,
+        "--webhook-secret",
+        &name,
+        "--no-events",
+    ];
+    let ca_bundles = || -> Vec<String> {
+        let vwc = get_json(&["get", "validatingwebhookconfiguration", &name]);
+        vwc["webhooks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["clientConfig"]["caBundle"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    // Rotation: a serving certificate close to expiry (by the Secret's
+    // annotation) is re-issued by the same CA, so the bundle stays.
+    kubectl_ok(&[
+        "annotate",
+        "secret",
+        "-n",
+        "rampart-system",
+        &name,
+        "--overwrite",
+        "rampart.dev/cert-not-after=2020-01-01T00:00:00Z",
+    ]);
+    let mut third = Proc::start(
+        "controller-3",
+        &controller_args(&lease, &webhook_args),
+        tmp.path(),
+    );
+    wait_until(
+        Duration::from_secs(60),
+        "the serving certificate re-issued",
+        || {
+            let s = get_json(&["get", "secret", "-n", "rampart-system", &name]);
+            s["data"]["tls.crt"] != secret["data"]["tls.crt"]
+        },
+    );
+    let rotated = get_json(&["get", "secret", "-n", "rampart-system", &name]);
+    assert_eq!(rotated["data"]["ca.crt"].as_str().unwrap(), ca, "same CA");
+    assert_ne!(
+        rotated["metadata"]["annotations"]["rampart.dev/cert-not-after"],
+        "2020-01-01T00:00:00Z"
+    );
+    assert!(ca_bundles().iter().all(|b| b == ca));
+    third.terminate();
+
+    // A CA close to expiry is replaced, and the bundle follows.
+    kubectl_ok(&[
+        "annotate",
+        "secret",
+        "-n",
+        "rampart-system",
+        &name,
+        "--overwrite",
+        "rampart.dev/ca-not-after=2020-01-01T00:00:00Z",
+    ]);
+    let mut fourth = Proc::start(
+        "controller-4",
+        &controller_args(&lease, &webhook_args),
+        tmp.path(),
+    );
+    wait_until(Duration::from_secs(60), "a new CA in the bundle", || {
+        let s = get_json(&["get", "secret", "-n", "rampart-system", &name]);
+        let new_ca = s["data"]["ca.crt"].as_str().unwrap().to_owned();
+        new_ca != ca && ca_bundles().iter().all(|b| *b == new_ca)
+    });
+    fourth.terminate();
+
+    // cert-manager: the Secret is left alone and its ca.crt is the bundle.
+    let pki = rampart_admission::testing::Pki::new(tmp.path()).unwrap();
+    use rampart_admission::testing::base64::Engine as _;
+    let external_ca =
+        rampart_admission::testing::base64::engine::general_purpose::STANDARD.encode(&pki.ca_pem);
+    kubectl_ok(&[
+        "patch",
+        "secret",
+        "-n",
+        "rampart-system",
+        &name,
+        "--type",
+        "merge",
+        "-p",
+        &format!(
+            r#"{{"metadata":{{"annotations":{{"rampart.dev/cert-manager":"true"}}}},"data":{{"ca.crt":"{external_ca}"}}}}"#
+        ),
+    ]);
+    let before = get_json(&["get", "secret", "-n", "rampart-system", &name]);
+    let mut fifth = Proc::start(
+        "controller-5",
+        &controller_args(&lease, &webhook_args),
+        tmp.path(),
+    );
+    wait_until(
+        Duration::from_secs(60),
+        "cert-manager's CA in the bundle",
+        || ca_bundles().iter().all(|b| *b == external_ca),
+    );
+    let after = get_json(&["get", "secret", "-n", "rampart-system", &name]);
+    assert_eq!(
+        after["data"], before["data"],
+        "cert-manager's Secret untouched"
+    );
+    fifth.terminate();
 }
 
 fn leader_of(procs: &[&Proc]) -> Vec<usize> {
