@@ -9,6 +9,7 @@
 #
 #   bench/admission.sh                    # 10 s per level
 #   DURATION=30s LEVELS="1 10 100 200" bench/admission.sh
+#   SERVE_ARGS="--no-decision-log" bench/admission.sh   # extra `rampart serve` flags
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -86,7 +87,7 @@ for c in $LEVELS; do
   "$RAMPART" serve --addr "127.0.0.1:$PORT" --metrics-addr "127.0.0.1:$METRICS_PORT" \
     --tls-cert "$work/tls.crt" --tls-key "$work/tls.key" \
     --config "$work/config.yaml" --namespaces "$work/namespaces.yaml" --pods "$work/pods.yaml" \
-    --worker-threads "$SERVER_THREADS" --max-connections 4096 2> "$work/server-$c.log" &
+    --worker-threads "$SERVER_THREADS" --max-connections 4096 ${SERVE_ARGS:-} 2> "$work/server-$c.log" &
   server_pid=$!
   for _ in $(seq 200); do grep -q '"message":"ready"' "$work/server-$c.log" 2>/dev/null && break; sleep 0.05; done
   grep -q '"message":"ready"' "$work/server-$c.log" || { cat "$work/server-$c.log"; exit 1; }
