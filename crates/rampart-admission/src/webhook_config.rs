@@ -81,6 +81,7 @@ pub fn resource_of(group: &str, kind: &str) -> String {
         ("", "Namespace", "namespaces"),
         ("", "PodExecOptions", "pods/exec"),
         ("", "PodAttachOptions", "pods/attach"),
+        ("", "Endpoints", "endpoints"),
         ("apps", "Deployment", "deployments"),
         ("apps", "StatefulSet", "statefulsets"),
         ("apps", "DaemonSet", "daemonsets"),
@@ -98,14 +99,18 @@ pub fn resource_of(group: &str, kind: &str) -> String {
     ];
     known
         .iter()
-        .find(|(g, k, _)| *g == group && *k == kind)
+        .find(|(g, k, _)| (*g == group || group == "*") && *k == kind)
         .map(|(_, _, r)| (*r).to_owned())
         .unwrap_or_else(|| {
-            // Kubernetes' default pluralisation, good enough for custom kinds.
+            // Kubernetes' default pluralisation, except that a vowel before
+            // the `y` takes an `s` as CRDs spell it (`gateways`, not
+            // Kubernetes' guess `gatewaies`).
             let lower = kind.to_ascii_lowercase();
             if lower.ends_with('s') {
                 format!("{lower}es")
-            } else if let Some(stem) = lower.strip_suffix('y') {
+            } else if let Some(stem) = lower.strip_suffix('y')
+                && !stem.ends_with(['a', 'e', 'i', 'o', 'u'])
+            {
                 format!("{stem}ies")
             } else {
                 format!("{lower}s")
@@ -122,9 +127,12 @@ fn rules(matches: &[Match]) -> Vec<Value> {
         ops.sort();
         ops.dedup();
         let ops: Vec<&'static str> = ops.iter().map(|o| o.as_str()).collect();
+        // A kind or resource in any group (a user policy's `kinds: [Pod]`)
+        // registers that resource in every group, never every resource: a
+        // `*/*` rule would put each write in the cluster (Nodes, Leases,
+        // CSRs) behind the webhook.
         let (group, base) = match &m.target {
             Target::Any => ("*".to_owned(), "*".to_owned()),
-            _ if m.group == "*" => ("*".to_owned(), "*".to_owned()),
             Target::Kind(k) => (m.group.to_string(), resource_of(&m.group, k)),
             Target::Resource(r) => (m.group.to_string(), r.to_string()),
         };
@@ -297,6 +305,16 @@ mod tests {
         assert_eq!(resource_of("example.com", "Policy"), "policies");
         assert_eq!(resource_of("example.com", "Ingress"), "ingresses");
         assert_eq!(resource_of("example.com", "Widget"), "widgets");
+        assert_eq!(
+            resource_of("gateway.networking.k8s.io", "Gateway"),
+            "gateways"
+        );
+        assert_eq!(
+            resource_of("networking.k8s.io", "NetworkPolicy"),
+            "networkpolicies"
+        );
+        assert_eq!(resource_of("", "Endpoints"), "endpoints");
+        assert_eq!(resource_of("*", "Deployment"), "deployments");
     }
 
     #[test]
@@ -324,5 +342,26 @@ mod tests {
         );
         assert_eq!(r[1]["resources"], json!(["deployments", "statefulsets"]));
         assert_eq!(r[1]["operations"], json!(["CREATE", "UPDATE"]));
+    }
+
+    #[test]
+    fn a_kind_in_any_group_is_one_resource_not_everything() {
+        let any_group_pod = Match {
+            group: "*".into(),
+            target: Target::Kind("Pod".into()),
+            operations: vec![Operation::Create],
+            subresources: vec!["".into()],
+        };
+        let r = rules(&[any_group_pod]);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0]["apiGroups"], json!(["*"]));
+        assert_eq!(r[0]["resources"], json!(["pods"]));
+        let everything = Match {
+            group: "*".into(),
+            target: Target::Any,
+            operations: vec![Operation::Create],
+            subresources: vec!["*".into()],
+        };
+        assert_eq!(rules(&[everything])[0]["resources"], json!(["*/*"]));
     }
 }

@@ -180,6 +180,8 @@ struct State {
     lookups_dirty: bool,
     /// Kinds whose initial listing completed.
     synced: HashSet<String>,
+    /// `(namespace, name)` of the policies seen during a policy kind's listing.
+    policy_listing: HashMap<String, HashSet<(String, String)>>,
     /// Successful policy compilations so far.
     policy_generation: u64,
 }
@@ -263,6 +265,7 @@ impl Default for State {
             pending_kinds: BTreeSet::new(),
             lookups_dirty: true,
             synced: HashSet::new(),
+            policy_listing: HashMap::new(),
             policy_generation: 0,
         }
     }
@@ -403,8 +406,10 @@ async fn watch_kind(client: kube::Client, state: Shared, ar: kube::api::ApiResou
             watcher::Event::Init => {
                 st.listing.insert(kind.clone(), HashSet::new());
                 if policy {
-                    st.policies.retain(|(k, _, _), _| *k != kind);
-                    st.recompile = true;
+                    // A re-list replaces the kind's policies at InitDone,
+                    // not now: clearing them first would compile (and hand
+                    // the webhook) a partial set while the list streams in.
+                    st.policy_listing.insert(kind.clone(), HashSet::new());
                 }
             }
             watcher::Event::InitApply(obj) | watcher::Event::Apply(obj) => {
@@ -417,6 +422,9 @@ async fn watch_kind(client: kube::Client, state: Shared, ar: kube::api::ApiResou
                     );
                     if st.policies.get(&key).map(|v| &v["spec"]) != Some(&value["spec"]) {
                         st.recompile = true;
+                    }
+                    if let Some(seen) = st.policy_listing.get_mut(&kind) {
+                        seen.insert((key.1.clone(), key.2.clone()));
                     }
                     st.policies.insert(key, value);
                     continue;
@@ -465,6 +473,16 @@ async fn watch_kind(client: kube::Client, state: Shared, ar: kube::api::ApiResou
             }
             watcher::Event::InitDone => {
                 if policy {
+                    // Policies deleted while the watch was down.
+                    let seen = st.policy_listing.remove(&kind).unwrap_or_default();
+                    let before = st.policies.len();
+                    st.policies.retain(|(k, ns, name), _| {
+                        *k != kind || seen.contains(&(ns.clone(), name.clone()))
+                    });
+                    if st.policies.len() != before {
+                        st.recompile = true;
+                    }
+                    st.synced.insert(kind.clone());
                     continue;
                 }
                 st.synced.insert(kind.clone());
@@ -712,7 +730,12 @@ async fn flush(
 ) -> Result<()> {
     let (reports, events) = {
         let mut st = lock(state);
-        if st.recompile {
+        // Until every policy kind has been listed once, a compile would hand
+        // out a partial set: wait.
+        let policies_listed = POLICY_KINDS
+            .iter()
+            .all(|(_, _, kind, _)| st.synced.contains(*kind));
+        if st.recompile && policies_listed {
             st.recompile = false;
             match st.compile() {
                 Ok(()) => {

@@ -169,10 +169,13 @@ fn matches_of(set: &CompiledPolicies) -> Vec<Match> {
             Target::Resource(r) | Target::Kind(r) if r == "*" => Target::Any,
             _ => target,
         };
-        if let Some(m) = out
-            .iter_mut()
-            .find(|m| m.group == group.as_str() && m.target == target)
-        {
+        // CONNECT stays a match of its own: it alone takes subresources.
+        let connect = op == Operation::Connect;
+        if let Some(m) = out.iter_mut().find(|m| {
+            m.group == group.as_str()
+                && m.target == target
+                && m.operations.contains(&Operation::Connect) == connect
+        }) {
             if !m.operations.contains(&op) {
                 m.operations.push(op);
             }
@@ -190,8 +193,8 @@ fn matches_of(set: &CompiledPolicies) -> Vec<Match> {
     // subresources (`pods/status`, written by every kubelet) stay out of the
     // webhook's path.
     for m in &mut out {
-        m.subresources = if m.operations.contains(&Operation::Connect) {
-            vec!["".into(), "*".into()]
+        m.subresources = if m.operations == [Operation::Connect] {
+            vec!["*".into()]
         } else {
             vec!["".into()]
         };
@@ -321,5 +324,42 @@ impl MutationRule for Mutate {
             return;
         }
         out.mutate(&self.id, ev.json_patch().0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_alone_takes_subresources() {
+        let set = CompiledPolicies::compile([json!({
+            "apiVersion": "rampart.dev/v1alpha1", "kind": "ClusterPolicy",
+            "metadata": {"name": "p"},
+            "spec": {
+                "matchConstraints": {"resourceRules": [{
+                    "apiGroups": [""], "apiVersions": ["v1"],
+                    "operations": ["*"], "resources": ["pods"]}]},
+                "validations": [{"expression": "true"}],
+            },
+        })])
+        .unwrap();
+        let matches = matches_of(&set);
+        let connect: Vec<&Match> = matches
+            .iter()
+            .filter(|m| m.operations.contains(&Operation::Connect))
+            .collect();
+        assert_eq!(connect.len(), 1, "{matches:?}");
+        assert_eq!(connect[0].operations, vec![Operation::Connect]);
+        assert_eq!(connect[0].subresources, vec![std::borrow::Cow::from("*")]);
+        let others: Vec<&Match> = matches
+            .iter()
+            .filter(|m| !m.operations.contains(&Operation::Connect))
+            .collect();
+        assert!(!others.is_empty());
+        for m in others {
+            assert_eq!(m.subresources, vec![std::borrow::Cow::from("")], "{m:?}");
+            assert_eq!(m.operations.len(), 3, "{m:?}");
+        }
     }
 }
