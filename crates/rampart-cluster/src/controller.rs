@@ -182,6 +182,9 @@ struct State {
     synced: HashSet<String>,
     /// `(namespace, name)` of the policies seen during a policy kind's listing.
     policy_listing: HashMap<String, HashSet<(String, String)>>,
+    /// `(group, kind)` of the policies' `paramKind`s: their objects are
+    /// compiled (and handed to the webhook) with the policies.
+    param_kinds: BTreeSet<(String, String)>,
     /// Successful policy compilations so far.
     policy_generation: u64,
 }
@@ -195,10 +198,40 @@ pub struct KindSelector {
     pub resource: Option<String>,
 }
 
-/// The kinds and resources the policies match (wildcards and subresources left out).
+/// The API group of an `apiVersion` (`apps/v1` → `apps`, `v1` → ``).
+fn group_of(api_version: &str) -> &str {
+    api_version.rsplit_once('/').map_or("", |(g, _)| g)
+}
+
+/// `(group, kind)` of every policy's `spec.paramKind`.
+pub fn param_kinds<'a>(
+    policies: impl IntoIterator<Item = &'a Value>,
+) -> BTreeSet<(String, String)> {
+    policies
+        .into_iter()
+        .filter_map(|p| {
+            let pk = &p["spec"]["paramKind"];
+            Some((
+                group_of(pk["apiVersion"].as_str()?).to_owned(),
+                pk["kind"].as_str()?.to_owned(),
+            ))
+        })
+        .collect()
+}
+
+/// The kinds and resources the policies match (wildcards and subresources
+/// left out), and their parameter kinds.
 pub fn matched_kinds<'a>(policies: impl IntoIterator<Item = &'a Value>) -> BTreeSet<KindSelector> {
     let mut out = BTreeSet::new();
     for p in policies {
+        let pk = &p["spec"]["paramKind"];
+        if let (Some(api_version), Some(kind)) = (pk["apiVersion"].as_str(), pk["kind"].as_str()) {
+            out.insert(KindSelector {
+                group: Some(group_of(api_version).to_owned()),
+                kind: Some(kind.to_owned()),
+                resource: None,
+            });
+        }
         let m = &p["spec"]["matchConstraints"];
         for k in m["kinds"]
             .as_array()
@@ -266,6 +299,7 @@ impl Default for State {
             lookups_dirty: true,
             synced: HashSet::new(),
             policy_listing: HashMap::new(),
+            param_kinds: BTreeSet::new(),
             policy_generation: 0,
         }
     }
@@ -347,8 +381,33 @@ impl State {
         docs
     }
 
+    /// The objects of the policies' parameter kinds.
+    fn param_objects(&self) -> Vec<Value> {
+        if self.param_kinds.is_empty() {
+            return Vec::new();
+        }
+        let mut out: Vec<(&ObjectKey, &Value)> = self
+            .objects
+            .iter()
+            .filter(|(k, _)| self.is_param_kind(group_of(&k.api_version), &k.kind))
+            .map(|(k, (v, _))| (k, v))
+            .collect();
+        out.sort_by(|a, b| {
+            (&a.0.kind, &a.0.namespace, &a.0.name).cmp(&(&b.0.kind, &b.0.namespace, &b.0.name))
+        });
+        out.into_iter().map(|(_, v)| v.clone()).collect()
+    }
+
+    fn is_param_kind(&self, group: &str, kind: &str) -> bool {
+        self.param_kinds
+            .iter()
+            .any(|(g, k)| g == group && k == kind)
+    }
+
     fn compile(&mut self) -> Result<(), String> {
+        self.param_kinds = param_kinds(self.policies.values());
         let mut docs = self.policy_documents();
+        docs.extend(self.param_objects());
         docs.extend(self.namespaces.values().cloned());
         match PolicySet::compile(docs) {
             Ok(set) => {
@@ -446,6 +505,9 @@ async fn watch_kind(client: kube::Client, state: Shared, ar: kube::api::ApiResou
                 {
                     seen.insert(key);
                 }
+                if st.is_param_kind(&ar.group, &kind) {
+                    st.recompile = true;
+                }
                 st.upsert(value);
             }
             watcher::Event::Delete(obj) => {
@@ -465,6 +527,9 @@ async fn watch_kind(client: kube::Client, state: Shared, ar: kube::api::ApiResou
                 if kind == "Namespace" {
                     st.namespaces
                         .remove(obj.metadata.name.as_deref().unwrap_or_default());
+                    st.recompile = true;
+                }
+                if st.is_param_kind(&ar.group, &kind) {
                     st.recompile = true;
                 }
                 if let Some(key) = ObjectKey::of(&value) {
@@ -747,7 +812,8 @@ async fn flush(
                     if let Some(dir) = &opts.policy_dir {
                         // The cluster's own policies only: the default the
                         // audit falls back to is not for enforcing.
-                        let docs: Vec<Value> = st.policies.values().cloned().collect();
+                        let mut docs: Vec<Value> = st.policies.values().cloned().collect();
+                        docs.extend(st.param_objects());
                         if let Err(e) = write_policy_dir(dir, &docs) {
                             tracing::warn!(error = %e, "writing the policy directory");
                         }
@@ -1065,6 +1131,12 @@ async fn sync_policy_dir(client: kube::Client, state: Shared, opts: Options) -> 
         ));
     }
     tracing::info!(dir = %dir.display(), "keeping the webhook's policy directory in sync");
+    let mut watched: HashSet<(String, String)> = [
+        (String::new(), "Namespace".to_owned()),
+        (String::new(), "Pod".to_owned()),
+    ]
+    .into_iter()
+    .collect();
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -1084,6 +1156,28 @@ async fn sync_policy_dir(client: kube::Client, state: Shared, opts: Options) -> 
         // Not a leader: flush compiles and writes the directory, nothing else.
         if let Err(e) = flush(&client, &state, &opts, &recorder, false).await {
             tracing::warn!(error = %format!("{e:#}"), "flush");
+        }
+        // The policies' parameter kinds (their objects go with the
+        // policies), and nothing else the policies match.
+        let params: BTreeSet<KindSelector> = {
+            let mut st = lock(&state);
+            let pending = std::mem::take(&mut st.pending_kinds);
+            pending
+                .into_iter()
+                .filter(|sel| {
+                    sel.kind.as_ref().is_some_and(|k| {
+                        st.param_kinds
+                            .iter()
+                            .any(|(g, pk)| pk == k && sel.group.as_ref().is_none_or(|sg| sg == g))
+                    })
+                })
+                .collect()
+        };
+        if !params.is_empty()
+            && let Err(e) = watch_matched_kinds(&client, &state, &mut watched, &params).await
+        {
+            tracing::warn!(error = %format!("{e:#}"), "discovering the policies' parameter kinds");
+            lock(&state).pending_kinds.extend(params);
         }
     }
     tracing::info!("stopped");

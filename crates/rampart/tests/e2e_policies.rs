@@ -66,6 +66,32 @@ spec:
     )
 }
 
+const PARAM_POLICY: &str = r#"apiVersion: rampart.dev/v1alpha1
+kind: ClusterPolicy
+metadata:
+  name: e2e-param-ceiling
+spec:
+  paramKind: {apiVersion: v1, kind: ConfigMap}
+  paramRef:
+    name: replica-limits
+    namespace: NAMESPACE
+    parameterNotFoundAction: Deny
+  matchConstraints:
+    kinds: [apps/StatefulSet]
+    operations: [CREATE, UPDATE]
+  validations:
+  - name: ceiling
+    expression: "object.spec.replicas <= int(params.data.max)"
+    messageExpression: "'at most ' + params.data.max + ' replicas here'"
+"#;
+
+fn statefulset(ns: &str, replicas: u32) -> String {
+    deployment(ns, replicas)
+        .replace("kind: Deployment", "kind: StatefulSet")
+        .replace("name: web-", "name: db-")
+        .replace("  replicas:", "  serviceName: db\n  replicas:")
+}
+
 /// `kubectl apply --dry-run=server`: `Ok(())` admitted, `Err(stderr)` not.
 fn dry_run(yaml: &str) -> Result<(), String> {
     let out = kubectl_with(&["apply", "--dry-run=server", "-f", "-"], Some(yaml));
@@ -97,6 +123,7 @@ fn cluster_policies_reach_the_webhook_and_broken_ones_do_not() {
             "clusterpolicy",
             "e2e-replica-ceiling",
             "e2e-broken",
+            "e2e-param-ceiling",
             "--ignore-not-found",
         ]);
         let _ = kubectl(&[
@@ -188,30 +215,36 @@ fn cluster_policies_reach_the_webhook_and_broken_ones_do_not() {
     );
     wait_for_port(port, Duration::from_secs(30));
 
-    let out = std::process::Command::new(rampart_bin())
-        .args([
-            "webhook-config",
-            "--name",
-            "rampart-policies",
-            "--url",
-            &format!("https://{addr}"),
-            "--ca-bundle-file",
-            pki.ca_path().to_str().unwrap(),
-            "--config",
-            config.to_str().unwrap(),
-            "--policy",
-            policy_dir.join("policies.yaml").to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let webhook_config = String::from_utf8(out.stdout).unwrap();
+    // The webhook configuration for the policies in force, as the
+    // controller renders it with --manage-webhook --policy-dir.
+    let register = || {
+        let out = std::process::Command::new(rampart_bin())
+            .args([
+                "webhook-config",
+                "--name",
+                "rampart-policies",
+                "--url",
+                &format!("https://{addr}"),
+                "--ca-bundle-file",
+                pki.ca_path().to_str().unwrap(),
+                "--config",
+                config.to_str().unwrap(),
+                "--policy",
+                policy_dir.join("policies.yaml").to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let webhook_config = String::from_utf8(out.stdout).unwrap();
+        apply(&webhook_config);
+        webhook_config
+    };
+    let webhook_config = register();
     assert!(webhook_config.contains("deployments"), "{webhook_config}");
-    apply(&webhook_config);
 
     // The policy, created with kubectl, is enforced by the API server
     // through the webhook, in the labelled namespace only.
@@ -247,11 +280,53 @@ fn cluster_policies_reach_the_webhook_and_broken_ones_do_not() {
     assert!(err.contains("ceiling of 1"), "{err}");
     dry_run(&deployment(&ns, 1)).expect("within the ceiling");
 
+    // While a policy does not compile, no update reaches the webhook (the
+    // last good set stays whole): remove it.
+    kubectl_ok(&["delete", "clusterpolicy", "e2e-broken"]);
+
+    // A policy with parameters (paramKind ConfigMap): the ConfigMap goes to
+    // the webhook with the policy, and a change to it takes effect.
+    kubectl_ok(&[
+        "create",
+        "configmap",
+        "replica-limits",
+        "-n",
+        &ns,
+        "--from-literal=max=2",
+    ]);
+    apply(&PARAM_POLICY.replace("NAMESPACE", &ns));
+    wait_for_file(
+        &policy_dir.join("policies.yaml"),
+        "the parameterised policy and its ConfigMap in policies.yaml",
+        |t| t.contains("e2e-param-ceiling") && t.contains("replica-limits"),
+    );
+    assert!(register().contains("statefulsets"));
+    wait_until(Duration::from_secs(30), "the parameterised ceiling", || {
+        dry_run(&statefulset(&ns, 3)).is_err_and(|e| e.contains("at most 2 replicas here"))
+    });
+    dry_run(&statefulset(&ns, 2)).expect("within the parameter");
+    kubectl_ok(&[
+        "patch",
+        "configmap",
+        "replica-limits",
+        "-n",
+        &ns,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"data":{"max":"5"}}"#,
+    ]);
+    wait_until(Duration::from_secs(30), "the changed parameter", || {
+        dry_run(&statefulset(&ns, 3)).is_ok()
+    });
+    let written = std::fs::read_to_string(policy_dir.join("policies.yaml")).unwrap();
+    assert!(written.contains("replica-limits"), "{written}");
+
     // Deleting the policy lifts it.
     kubectl_ok(&[
         "delete",
         "clusterpolicy",
-        "e2e-broken",
+        "e2e-param-ceiling",
         "e2e-replica-ceiling",
     ]);
     wait_until(Duration::from_secs(30), "the policy to be lifted", || {
