@@ -279,7 +279,7 @@ async fn serve_inner(
     // (not ready) while loading.
     // Files another process writes (the policy-sync sidecar's policies,
     // namespaces and pods) may not exist yet: wait for them, not ready.
-    let start = std::time::Instant::now();
+    let start = Instant::now();
     loop {
         let missing: Vec<&PathBuf> = opts
             .namespaces

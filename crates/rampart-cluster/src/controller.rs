@@ -36,6 +36,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
 use kube_lease_manager::LeaseManagerBuilder;
 use rampart_admission::webhook_config::{ClientConfig, FailurePolicy, WebhookConfigOptions};
+use rampart_core::object::group_of;
 use rampart_policy::PolicySet;
 use serde_json::Value;
 
@@ -198,11 +199,6 @@ pub struct KindSelector {
     pub resource: Option<String>,
 }
 
-/// The API group of an `apiVersion` (`apps/v1` → `apps`, `v1` → ``).
-fn group_of(api_version: &str) -> &str {
-    api_version.rsplit_once('/').map_or("", |(g, _)| g)
-}
-
 /// `(group, kind)` of every policy's `spec.paramKind`.
 pub fn param_kinds<'a>(
     policies: impl IntoIterator<Item = &'a Value>,
@@ -222,16 +218,16 @@ pub fn param_kinds<'a>(
 /// The kinds and resources the policies match (wildcards and subresources
 /// left out), and their parameter kinds.
 pub fn matched_kinds<'a>(policies: impl IntoIterator<Item = &'a Value>) -> BTreeSet<KindSelector> {
-    let mut out = BTreeSet::new();
+    let policies: Vec<&Value> = policies.into_iter().collect();
+    let mut out: BTreeSet<KindSelector> = param_kinds(policies.iter().copied())
+        .into_iter()
+        .map(|(group, kind)| KindSelector {
+            group: Some(group),
+            kind: Some(kind),
+            resource: None,
+        })
+        .collect();
     for p in policies {
-        let pk = &p["spec"]["paramKind"];
-        if let (Some(api_version), Some(kind)) = (pk["apiVersion"].as_str(), pk["kind"].as_str()) {
-            out.insert(KindSelector {
-                group: Some(group_of(api_version).to_owned()),
-                kind: Some(kind.to_owned()),
-                resource: None,
-            });
-        }
         let m = &p["spec"]["matchConstraints"];
         for k in m["kinds"]
             .as_array()

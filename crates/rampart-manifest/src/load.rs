@@ -189,6 +189,22 @@ impl Loader {
     }
 }
 
+/// The files [`Loader::load_paths`] reads for `path`, in order: the path
+/// itself when it is a file, the manifests below it when it is a directory;
+/// nothing for `-` or a path that cannot be read. For watching inputs for
+/// changes without reading them.
+pub fn manifest_files(path: &Path) -> Vec<PathBuf> {
+    let mut inputs = Vec::new();
+    expand(path, &mut inputs);
+    inputs
+        .into_iter()
+        .filter_map(|i| match i {
+            Input::File(path) => Some(path),
+            Input::Stdin | Input::Failed(_) => None,
+        })
+        .collect()
+}
+
 /// Lists what to read for one input, in order.
 fn expand(path: &Path, out: &mut Vec<Input>) {
     if path.as_os_str() == "-" {

@@ -42,20 +42,7 @@ impl PolicySet {
     /// checks then see the mutated object, as the API server's validating
     /// admission sees what mutating admission produced.
     pub fn evaluate(&self, req: &Request) -> Evaluation {
-        let candidates = self.index.lookup(req);
-        if candidates.is_empty() {
-            return Evaluation::default();
-        }
-        let ns_obj = self.namespace_object(req);
-        let ns_labels = NamespaceLabels {
-            name: &req.namespace,
-            labels: ns_obj.and_then(|n| n.pointer("/metadata/labels")),
-        };
-        let matched: Vec<&Unit> = candidates
-            .iter()
-            .map(|&i| &self.units[i as usize])
-            .filter(|u| unit_matches(u, req, &ns_labels))
-            .collect();
+        let (matched, ns_obj) = self.matched_units(req);
         if matched.is_empty() {
             return Evaluation::default();
         }
@@ -86,6 +73,39 @@ impl PolicySet {
         ev.patched_object = mutated;
         finish(&mut ev);
         ev
+    }
+
+    /// Runs only the mutations of the policies that match the request (for
+    /// a mutating webhook, which leaves validation to the validating one):
+    /// the patches, the patched object and any mutation errors.
+    pub fn evaluate_mutations(&self, req: &Request) -> Evaluation {
+        let (matched, ns_obj) = self.matched_units(req);
+        let mut ev = Evaluation::default();
+        if req.object.is_some() && matched.iter().any(|u| !u.body.mutations.is_empty()) {
+            ev.patched_object = self.mutate(&matched, req, ns_obj, &mut ev);
+        }
+        finish(&mut ev);
+        ev
+    }
+
+    /// The units that match the request (by index, then by their match
+    /// constraints) and the request's Namespace object.
+    fn matched_units<'a>(&'a self, req: &'a Request) -> (Vec<&'a Unit>, Option<&'a Value>) {
+        let candidates = self.index.lookup(req);
+        if candidates.is_empty() {
+            return (Vec::new(), None);
+        }
+        let ns_obj = self.namespace_object(req);
+        let ns_labels = NamespaceLabels {
+            name: &req.namespace,
+            labels: ns_obj.and_then(|n| n.pointer("/metadata/labels")),
+        };
+        let matched = candidates
+            .iter()
+            .map(|&i| &self.units[i as usize])
+            .filter(|u| unit_matches(u, req, &ns_labels))
+            .collect();
+        (matched, ns_obj)
     }
 
     /// Evaluates the built-in checks that look at many objects at once

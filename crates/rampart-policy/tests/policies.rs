@@ -237,6 +237,49 @@ spec:
 }
 
 #[test]
+fn mutations_alone_patch_without_validating() {
+    let set = compile(
+        r#"
+apiVersion: rampart.dev/v1alpha1
+kind: ClusterPolicy
+metadata: {name: defaults}
+spec:
+  matchConstraints: {kinds: [Pod]}
+  mutations:
+  - name: no-token
+    patchType: Merge
+    patch: {spec: {automountServiceAccountToken: false}}
+  validations:
+  - name: never
+    expression: "false"
+"#,
+    );
+    let pod = one(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: x}\nspec: {containers: [{name: a, image: a}]}\n",
+    );
+    let request = Request::create(pod).unwrap();
+    let ev = set.evaluate_mutations(&request);
+    assert_eq!(
+        ev.patched_object.expect("mutated")["spec"]["automountServiceAccountToken"],
+        false
+    );
+    assert_eq!(ev.patches.len(), 1);
+    assert!(
+        ev.decisions
+            .iter()
+            .all(|d| d.rule.as_deref() == Some("no-token")),
+        "{:?}",
+        ev.decisions
+    );
+    // The full evaluation does validate.
+    assert!(!set.evaluate(&request).allowed());
+    // Nothing matches a ConfigMap.
+    let cm = Request::create(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "x"}})).unwrap();
+    let ev = set.evaluate_mutations(&cm);
+    assert!(ev.patches.is_empty() && ev.patched_object.is_none());
+}
+
+#[test]
 fn a_failing_mutation_is_an_error_under_the_failure_policy() {
     let yaml = r#"
 apiVersion: rampart.dev/v1alpha1

@@ -10,7 +10,7 @@
 //! request no user policy can match never reaches them.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Result, anyhow};
@@ -60,14 +60,14 @@ impl PolicySource for UserPolicies {
         "policies"
     }
 
-    /// The paths and, for directories, every file below them now: a file
+    /// The paths and the manifests the loader reads below them now: a file
     /// edited in place changes its own stamp, not its directory's.
     fn watched_paths(&self) -> Vec<PathBuf> {
         let mut out = Vec::new();
         for p in &self.paths {
             out.push(p.clone());
             if p.is_dir() {
-                collect_files(p, &mut out, 0);
+                out.extend(rampart_manifest::manifest_files(p));
             }
         }
         out
@@ -102,24 +102,6 @@ impl PolicySource for UserPolicies {
             }));
         }
         Ok(rules)
-    }
-}
-
-fn collect_files(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
-    if depth > 16 {
-        return;
-    }
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut entries: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            collect_files(&p, out, depth + 1);
-        } else {
-            out.push(p);
-        }
     }
 }
 
@@ -279,8 +261,7 @@ impl ValidationRule for Validate {
             }
             let id = self.0.id(&d.check_id());
             if d.actions.contains(ValidationAction::Deny) {
-                out.deny(id, 403, d.admission_message());
-                out.hit(id, Mode::Enforce);
+                out.report(id, Mode::Enforce, d.admission_message());
             }
             if d.actions.contains(ValidationAction::Warn) {
                 out.hit(id, Mode::Warn);
@@ -319,7 +300,10 @@ impl MutationRule for Mutate {
             tracing::warn!("built-in mutations do not apply; user mutations skipped");
             return;
         }
-        let ev = self.shared.set.evaluate(&request_of(cx, Some(object)));
+        let ev = self
+            .shared
+            .set
+            .evaluate_mutations(&request_of(cx, Some(object)));
         if ev.patches.is_empty() {
             return;
         }
