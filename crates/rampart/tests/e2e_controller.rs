@@ -282,19 +282,17 @@ fn controller_manages_webhook_certificates_and_configuration() {
         ]);
     });
     let lease = unique("e2e-wh-lease");
+    let webhook_args = [
+        "--manage-webhook",
+        "--webhook-name",
+        &name,
+        "--webhook-secret",
+        &name,
+        "--no-events",
+    ];
     let mut controller = Proc::start(
         "controller",
-        &controller_args(
-            &lease,
-            &[
-                "--manage-webhook",
-                "--webhook-name",
-                &name,
-                "--webhook-secret",
-                &name,
-                "--no-events",
-            ],
-        ),
+        &controller_args(&lease, &webhook_args),
         tmp.path(),
     );
     wait_until(Duration::from_secs(60), "the webhook configuration", || {
@@ -323,17 +321,7 @@ fn controller_manages_webhook_certificates_and_configuration() {
     controller.terminate();
     let mut again = Proc::start(
         "controller-2",
-        &controller_args(
-            &lease,
-            &[
-                "--manage-webhook",
-                "--webhook-name",
-                &name,
-                "--webhook-secret",
-                &name,
-                "--no-events",
-            ],
-        ),
+        &controller_args(&lease, &webhook_args),
         tmp.path(),
     );
     std::thread::sleep(Duration::from_secs(3));
@@ -342,14 +330,6 @@ fn controller_manages_webhook_certificates_and_configuration() {
     assert_eq!(secret2["data"]["tls.crt"], secret["data"]["tls.crt"]);
     again.terminate();
 
-    let webhook_args = [
-        "--manage-webhook",
-        "--webhook-name",
-        &name,
-        "--webhook-secret",
-        &name,
-        "--no-events",
-    ];
     let ca_bundles = || -> Vec<String> {
         let vwc = get_json(&["get", "validatingwebhookconfiguration", &name]);
         vwc["webhooks"]

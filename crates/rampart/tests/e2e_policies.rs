@@ -185,21 +185,10 @@ fn cluster_policies_reach_the_webhook_and_broken_ones_do_not() {
         "bestPractices: {mode: off}\npodSecurity: {enabled: false}\n",
     )
     .unwrap();
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let (cert, key) = (pki.cert_path(), pki.key_path());
-    let _serve = Proc::start(
-        "rampart-serve",
+    let (_serve, addr) = start_serve(
+        dir,
+        &pki,
         &[
-            "serve",
-            "--addr",
-            &addr,
-            "--metrics-addr",
-            "off",
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            key.to_str().unwrap(),
             "--config",
             config.to_str().unwrap(),
             "--policy",
@@ -211,9 +200,7 @@ fn cluster_policies_reach_the_webhook_and_broken_ones_do_not() {
             "--reload-interval",
             "200ms",
         ],
-        dir,
     );
-    wait_for_port(port, Duration::from_secs(30));
 
     // The webhook configuration for the policies in force, as the
     // controller renders it with --manage-webhook --policy-dir.

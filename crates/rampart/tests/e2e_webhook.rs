@@ -37,26 +37,16 @@ fn webhook_denies_admits_mutates_and_fails_closed() {
     let pods = dir.join("pods.yaml");
     std::fs::write(&pods, pod_yaml(&exec_ns, "privileged", true)).unwrap();
 
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let (cert, key) = (pki.cert_path(), pki.key_path());
-    let serve_args = [
-        "serve",
-        "--addr",
-        &addr,
-        "--metrics-addr",
-        "off",
-        "--tls-cert",
-        cert.to_str().unwrap(),
-        "--tls-key",
-        key.to_str().unwrap(),
-        "--config",
-        config.to_str().unwrap(),
-        "--pods",
-        pods.to_str().unwrap(),
-    ];
-    let mut serve = Proc::start("rampart-serve", &serve_args, dir);
-    wait_for_port(port, Duration::from_secs(30));
+    let (mut serve, addr) = start_serve(
+        dir,
+        &pki,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--pods",
+            pods.to_str().unwrap(),
+        ],
+    );
 
     let out = std::process::Command::new(rampart_bin())
         .args([

@@ -148,6 +148,33 @@ pub fn wait_for_port(port: u16, timeout: Duration) {
     });
 }
 
+/// `rampart serve` on a free local port with `pki`'s serving certificate
+/// and `extra` flags, started and listening; returns it and its address.
+pub fn start_serve(
+    dir: &Path,
+    pki: &rampart_admission::testing::Pki,
+    extra: &[&str],
+) -> (Proc, String) {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let (cert, key) = (pki.cert_path(), pki.key_path());
+    let mut args = vec![
+        "serve",
+        "--addr",
+        &addr,
+        "--metrics-addr",
+        "off",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let serve = Proc::start("rampart-serve", &args, dir);
+    wait_for_port(port, Duration::from_secs(30));
+    (serve, addr)
+}
+
 /// A `rampart` process started by a test, killed when dropped. Its stderr
 /// goes to a log file that is printed if the test fails.
 pub struct Proc {
