@@ -10,12 +10,25 @@
 # The first build compiles kube-apiserver: several minutes and ~1 GiB of module
 # cache plus ~1.5 GiB of Go build cache (see README.md).
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+self="$here/$(basename "${BASH_SOURCE[0]}")"
 cd "$here"
 command -v go >/dev/null 2>&1 || export PATH="$PATH:/usr/local/go/bin"
 command -v go >/dev/null 2>&1 || { echo "build.sh: ERROR: no Go toolchain found (need Go >= 1.26)" >&2; exit 1; }
 
 cache="${RAMPART_E2E_CACHE:-$HOME/.cache/rampart-e2e}"
+mkdir -p "$cache"
+# Serialise concurrent builds (parallel test processes): the second one waits
+# and then finds the binary. The lock is taken on every run, cached or not, so
+# that the re-exec below is exercised by every run and cannot hide behind a
+# warm cache (it once re-executed a relative $0 after the cd above).
+if [[ -z "${_RAMPART_E2E_LOCKED:-}" ]]; then
+  command -v flock >/dev/null 2>&1 || { echo "build.sh: ERROR: flock not found (Debian package util-linux)" >&2; exit 1; }
+  export _RAMPART_E2E_LOCKED=1
+  exec flock "$cache/.build.lock" "$self" "$@"
+fi
+unset _RAMPART_E2E_LOCKED
+
 hash=$(
   {
     go version
@@ -27,18 +40,6 @@ hash=$(
 )
 out="$cache/controlplane-$hash"
 
-if [[ -x "$out" ]]; then
-  echo "$out"
-  exit 0
-fi
-
-mkdir -p "$cache"
-# Serialise concurrent builds (parallel test processes): the second one waits
-# and then finds the binary.
-if command -v flock >/dev/null 2>&1 && [[ -z "${_RAMPART_E2E_LOCKED:-}" ]]; then
-  export _RAMPART_E2E_LOCKED=1
-  exec flock "$cache/.build.lock" "$0" "$@"
-fi
 if [[ -x "$out" ]]; then
   echo "$out"
   exit 0
