@@ -72,51 +72,7 @@ pub struct WebhookConfigOptions {
     pub exclude_namespaces: Vec<String>,
 }
 
-/// The group and plural resource of the kinds rules match by kind.
-pub fn resource_of(group: &str, kind: &str) -> String {
-    let known = [
-        ("", "Pod", "pods"),
-        ("", "PodTemplate", "podtemplates"),
-        ("", "ReplicationController", "replicationcontrollers"),
-        ("", "Namespace", "namespaces"),
-        ("", "PodExecOptions", "pods/exec"),
-        ("", "PodAttachOptions", "pods/attach"),
-        ("", "Endpoints", "endpoints"),
-        ("apps", "Deployment", "deployments"),
-        ("apps", "StatefulSet", "statefulsets"),
-        ("apps", "DaemonSet", "daemonsets"),
-        ("apps", "ReplicaSet", "replicasets"),
-        ("batch", "Job", "jobs"),
-        ("batch", "CronJob", "cronjobs"),
-        ("rbac.authorization.k8s.io", "Role", "roles"),
-        ("rbac.authorization.k8s.io", "ClusterRole", "clusterroles"),
-        ("rbac.authorization.k8s.io", "RoleBinding", "rolebindings"),
-        (
-            "rbac.authorization.k8s.io",
-            "ClusterRoleBinding",
-            "clusterrolebindings",
-        ),
-    ];
-    known
-        .iter()
-        .find(|(g, k, _)| (*g == group || group == "*") && *k == kind)
-        .map(|(_, _, r)| (*r).to_owned())
-        .unwrap_or_else(|| {
-            // Kubernetes' default pluralisation, except that a vowel before
-            // the `y` takes an `s` as CRDs spell it (`gateways`, not
-            // Kubernetes' guess `gatewaies`).
-            let lower = kind.to_ascii_lowercase();
-            if lower.ends_with('s') {
-                format!("{lower}es")
-            } else if let Some(stem) = lower.strip_suffix('y')
-                && !stem.ends_with(['a', 'e', 'i', 'o', 'u'])
-            {
-                format!("{stem}ies")
-            } else {
-                format!("{lower}s")
-            }
-        })
-}
+pub use rampart_core::kinds::resource_of;
 
 /// Webhook `rules` for a list of matches: one rule per API group and set of
 /// operations, resources merged and sorted.

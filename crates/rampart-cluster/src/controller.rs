@@ -41,30 +41,15 @@ use rampart_policy::PolicySet;
 use serde_json::Value;
 
 use crate::audit::{self, Audited, ObjectKey, ResultKind};
-use crate::inventory::{WORKLOAD_KINDS, api_resource};
+use crate::inventory::{api_resource, workload_kinds};
 
-/// The kinds audited besides the workloads: `(group, version, kind, plural)`.
-pub const OTHER_AUDITED_KINDS: &[(&str, &str, &str, &str)] = &[
-    ("", "v1", "Namespace", "namespaces"),
-    ("rbac.authorization.k8s.io", "v1", "Role", "roles"),
-    (
-        "rbac.authorization.k8s.io",
-        "v1",
-        "RoleBinding",
-        "rolebindings",
-    ),
-    (
-        "rbac.authorization.k8s.io",
-        "v1",
-        "ClusterRole",
-        "clusterroles",
-    ),
-    (
-        "rbac.authorization.k8s.io",
-        "v1",
-        "ClusterRoleBinding",
-        "clusterrolebindings",
-    ),
+/// The kinds audited besides the workloads, as `(group, kind)`.
+const OTHER_AUDITED_KINDS: &[(&str, &str)] = &[
+    ("", "Namespace"),
+    ("rbac.authorization.k8s.io", "Role"),
+    ("rbac.authorization.k8s.io", "RoleBinding"),
+    ("rbac.authorization.k8s.io", "ClusterRole"),
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
 ];
 
 /// The policy kinds watched.
@@ -1020,12 +1005,15 @@ pub async fn run(client: kube::Client, opts: Options) -> Result<()> {
         return sync_policy_dir(client, state, opts).await;
     }
     let mut watched: HashSet<(String, String)> = HashSet::new();
-    for (group, version, kind, plural) in WORKLOAD_KINDS.iter().chain(OTHER_AUDITED_KINDS) {
-        watched.insert(((*group).to_owned(), (*kind).to_owned()));
+    let others = OTHER_AUDITED_KINDS
+        .iter()
+        .map(|&(g, k)| (g, "v1", k, rampart_core::kinds::resource_of(g, k)));
+    for (group, version, kind, plural) in workload_kinds().chain(others) {
+        watched.insert((group.to_owned(), kind.to_owned()));
         tokio::spawn(watch_kind(
             client.clone(),
             state.clone(),
-            api_resource(group, version, kind, plural),
+            api_resource(group, version, kind, &plural),
             false,
         ));
     }

@@ -8,18 +8,15 @@ use regex::Regex;
 use serde::Serialize;
 use serde_json::Value;
 
-/// The pod-bearing kinds: `(group, version, kind, plural)`.
-pub const WORKLOAD_KINDS: &[(&str, &str, &str, &str)] = &[
-    ("", "v1", "Pod", "pods"),
-    ("", "v1", "ReplicationController", "replicationcontrollers"),
-    ("", "v1", "PodTemplate", "podtemplates"),
-    ("apps", "v1", "Deployment", "deployments"),
-    ("apps", "v1", "StatefulSet", "statefulsets"),
-    ("apps", "v1", "DaemonSet", "daemonsets"),
-    ("apps", "v1", "ReplicaSet", "replicasets"),
-    ("batch", "v1", "Job", "jobs"),
-    ("batch", "v1", "CronJob", "cronjobs"),
-];
+/// The pod-bearing kinds as `(group, version, kind, plural)`, from the one
+/// list in rampart-core.
+pub fn workload_kinds() -> impl Iterator<Item = (&'static str, &'static str, &'static str, String)>
+{
+    rampart_core::PodBearingKind::ALL.into_iter().map(|k| {
+        let plural = rampart_core::kinds::resource_of(k.group(), k.kind());
+        (k.group(), "v1", k.kind(), plural)
+    })
+}
 
 pub fn api_resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
@@ -92,8 +89,8 @@ pub async fn collect(
     filter: Option<&Regex>,
 ) -> Result<Vec<Entry>> {
     let mut out = Vec::new();
-    for (group, version, kind, plural) in WORKLOAD_KINDS {
-        let ar = api_resource(group, version, kind, plural);
+    for (group, version, kind, plural) in workload_kinds() {
+        let ar = api_resource(group, version, kind, &plural);
         let api: Api<DynamicObject> = match namespace {
             Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
             None => Api::all_with(client.clone(), &ar),

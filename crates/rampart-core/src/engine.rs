@@ -120,8 +120,9 @@ fn finding(meta: &Arc<CheckMeta>, v: Violation, object: &ObjectView<'_>) -> Find
 
 /// The reason given in a `rampart.dev/ignore-<id>` annotation on the object or
 /// on its pod template. An empty reason does not silence anything: an ignore
-/// must say why, so a reviewer can judge it.
-fn ignore_reason(object: &ObjectView<'_>, check_id: &str) -> Option<String> {
+/// must say why, so a reviewer can judge it. The scan, the policies and the
+/// webhook all read ignores through this one rule.
+pub fn ignore_reason(object: &ObjectView<'_>, check_id: &str) -> Option<String> {
     let key = format!("{IGNORE_ANNOTATION_PREFIX}{check_id}");
     let on_object = object.annotation(&key);
     let on_template = || object.pod.as_ref().and_then(|p| p.annotation(&key));

@@ -20,22 +20,51 @@ pub enum PodBearingKind {
 }
 
 impl PodBearingKind {
+    /// Every pod-bearing kind: the one list every crate uses.
+    pub const ALL: [PodBearingKind; 9] = [
+        PodBearingKind::Pod,
+        PodBearingKind::PodTemplate,
+        PodBearingKind::ReplicationController,
+        PodBearingKind::Deployment,
+        PodBearingKind::StatefulSet,
+        PodBearingKind::DaemonSet,
+        PodBearingKind::ReplicaSet,
+        PodBearingKind::Job,
+        PodBearingKind::CronJob,
+    ];
+
+    /// The kind's name (`Deployment`).
+    pub fn kind(self) -> &'static str {
+        use PodBearingKind::*;
+        match self {
+            Pod => "Pod",
+            PodTemplate => "PodTemplate",
+            ReplicationController => "ReplicationController",
+            Deployment => "Deployment",
+            StatefulSet => "StatefulSet",
+            DaemonSet => "DaemonSet",
+            ReplicaSet => "ReplicaSet",
+            Job => "Job",
+            CronJob => "CronJob",
+        }
+    }
+
+    /// The API group served today (`apps`; core is empty); legacy groups
+    /// (`extensions`) are only recognised, never produced.
+    pub fn group(self) -> &'static str {
+        use PodBearingKind::*;
+        match self {
+            Pod | PodTemplate | ReplicationController => "",
+            Deployment | StatefulSet | DaemonSet | ReplicaSet => "apps",
+            Job | CronJob => "batch",
+        }
+    }
+
     /// Recognises a pod-bearing kind by API group and kind, including the
     /// pre-`apps/v1` group versions that old manifests still use.
     pub fn from_group_kind(group: &str, kind: &str) -> Option<Self> {
         use PodBearingKind::*;
-        let k = match kind {
-            "Pod" => Pod,
-            "PodTemplate" => PodTemplate,
-            "ReplicationController" => ReplicationController,
-            "Deployment" => Deployment,
-            "StatefulSet" => StatefulSet,
-            "DaemonSet" => DaemonSet,
-            "ReplicaSet" => ReplicaSet,
-            "Job" => Job,
-            "CronJob" => CronJob,
-            _ => return None,
-        };
+        let k = Self::ALL.into_iter().find(|k| k.kind() == kind)?;
         let group_ok = match k {
             Pod | PodTemplate | ReplicationController => group.is_empty(),
             Deployment | DaemonSet | ReplicaSet => group == "apps" || group == "extensions",

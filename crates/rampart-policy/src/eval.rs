@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use rampart_cel::{Bindings, Input, Scope, Value as CelValue, json_to_value, value_to_json};
-use rampart_core::{IGNORE_ANNOTATION_PREFIX, ObjectView};
+use rampart_core::ObjectView;
 use serde_json::{Value, json};
 
 use crate::crd::{FailurePolicy, PatchType, Reason, ValidationAction};
@@ -603,16 +603,10 @@ fn failure_message<S: Scope + ?Sized>(
     (message, problem)
 }
 
+/// The object's ignore annotation for check `id`, by the one rule the scan
+/// and the webhook use too (the object or its pod template, with a reason).
 fn ignore_reason(object: Option<&Value>, id: &str) -> Option<String> {
-    let object = object?;
-    let key = format!("{IGNORE_ANNOTATION_PREFIX}{id}");
-    object
-        .pointer("/metadata/annotations")
-        .and_then(|a| a.get(&key))
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|r| !r.is_empty())
-        .map(str::to_owned)
+    rampart_core::ignore_reason(&ObjectView::new(object?)?, id)
 }
 
 fn run_checks<S: Scope + ?Sized>(

@@ -38,6 +38,7 @@ pub mod crd;
 mod decision;
 mod error;
 mod eval;
+mod last_good;
 mod load;
 mod matching;
 mod request;
@@ -52,10 +53,9 @@ pub use crd::{
 };
 pub use decision::{Actions, AppliedPatch, Decision, Evaluation, Outcome, PolicyId, PolicyKind};
 pub use error::{ErrorList, PolicyError};
+pub use last_good::{Compiled, LastGood, Rejected};
 pub use load::{LoadStats, load_policy_paths, read_documents};
-pub use request::{
-    GroupVersionKind, GroupVersionResource, Request, RequestError, UserInfo, resource_for_kind,
-};
+pub use request::{GroupVersionKind, GroupVersionResource, Request, RequestError, UserInfo};
 pub use set::{CompileOptions, Document, PolicySet, RequestKey};
 pub use store::{PolicyStore, ReloadSummary};
 

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use rampart_core::kinds::{Scope, resource_of, scope_of};
+
 use crate::crd::Operation;
 
 /// `group`, `version`, `kind` of an object.
@@ -127,7 +129,7 @@ impl Request {
         let resource = GroupVersionResource {
             group: group.clone(),
             version: version.clone(),
-            resource: resource_for_kind(&kind),
+            resource: resource_of(&group, &kind),
         };
         Ok(Request {
             uid: String::new(),
@@ -254,100 +256,6 @@ impl Request {
     }
 }
 
-/// Whether objects of a kind live in namespaces.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Scope {
-    Cluster,
-    Namespaced,
-    /// A custom resource: decided by whether the object has a namespace.
-    Unknown,
-}
-
-/// Cluster-scoped built-in kinds, by `(group, kind)`.
-const CLUSTER_SCOPED: &[(&str, &str)] = &[
-    ("", "ComponentStatus"),
-    ("", "Namespace"),
-    ("", "Node"),
-    ("", "PersistentVolume"),
-    ("admissionregistration.k8s.io", "MutatingAdmissionPolicy"),
-    (
-        "admissionregistration.k8s.io",
-        "MutatingAdmissionPolicyBinding",
-    ),
-    (
-        "admissionregistration.k8s.io",
-        "MutatingWebhookConfiguration",
-    ),
-    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"),
-    (
-        "admissionregistration.k8s.io",
-        "ValidatingAdmissionPolicyBinding",
-    ),
-    (
-        "admissionregistration.k8s.io",
-        "ValidatingWebhookConfiguration",
-    ),
-    ("apiextensions.k8s.io", "CustomResourceDefinition"),
-    ("apiregistration.k8s.io", "APIService"),
-    ("authentication.k8s.io", "SelfSubjectReview"),
-    ("authentication.k8s.io", "TokenReview"),
-    ("authorization.k8s.io", "SelfSubjectAccessReview"),
-    ("authorization.k8s.io", "SelfSubjectRulesReview"),
-    ("authorization.k8s.io", "SubjectAccessReview"),
-    ("certificates.k8s.io", "CertificateSigningRequest"),
-    ("certificates.k8s.io", "ClusterTrustBundle"),
-    ("flowcontrol.apiserver.k8s.io", "FlowSchema"),
-    ("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration"),
-    ("internal.apiserver.k8s.io", "StorageVersion"),
-    ("networking.k8s.io", "IPAddress"),
-    ("networking.k8s.io", "IngressClass"),
-    ("networking.k8s.io", "ServiceCIDR"),
-    ("node.k8s.io", "RuntimeClass"),
-    ("policy", "PodSecurityPolicy"),
-    ("rampart.dev", "ClusterPolicy"),
-    ("rbac.authorization.k8s.io", "ClusterRole"),
-    ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
-    ("resource.k8s.io", "DeviceClass"),
-    ("resource.k8s.io", "DeviceTaintRule"),
-    ("resource.k8s.io", "ResourceSlice"),
-    ("scheduling.k8s.io", "PriorityClass"),
-    ("storage.k8s.io", "CSIDriver"),
-    ("storage.k8s.io", "CSINode"),
-    ("storage.k8s.io", "StorageClass"),
-    ("storage.k8s.io", "VolumeAttachment"),
-    ("storage.k8s.io", "VolumeAttributesClass"),
-    ("storagemigration.k8s.io", "StorageVersionMigration"),
-    ("wgpolicyk8s.io", "ClusterPolicyReport"),
-];
-
-/// The scope of a kind: known for built-in kinds, unknown for custom resources.
-pub fn scope_of(group: &str, kind: &str) -> Scope {
-    if CLUSTER_SCOPED.iter().any(|&(g, k)| g == group && k == kind) {
-        Scope::Cluster
-    } else if rampart_core::kinds::is_built_in_group(group) {
-        Scope::Namespaced
-    } else {
-        Scope::Unknown
-    }
-}
-
-/// The resource (plural) name of a kind, as Kubernetes' RESTMapper guesses it
-/// (`UnsafeGuessKindToResource`): lower case, `s` → `ses`, `y` → `ies`, else
-/// `+s`; `Endpoints` stays. Right for every built-in kind.
-pub fn resource_for_kind(kind: &str) -> String {
-    let lower = kind.to_ascii_lowercase();
-    if lower.is_empty() || lower.ends_with("endpoints") {
-        return lower;
-    }
-    if lower.ends_with('s') {
-        format!("{lower}es")
-    } else if let Some(stem) = lower.strip_suffix('y') {
-        format!("{stem}ies")
-    } else {
-        format!("{lower}s")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,7 +272,7 @@ mod tests {
             ("ConfigMap", "configmaps"),
             ("ReplicaLimit", "replicalimits"),
         ] {
-            assert_eq!(resource_for_kind(kind), resource, "{kind}");
+            assert_eq!(resource_of("example.com", kind), resource, "{kind}");
         }
     }
 

@@ -8,6 +8,7 @@ use k8s_openapi::api::admissionregistration::v1 as k8s;
 use rampart_cel::{
     CompileOptions as CelOptions, InputLimits, Limits, Program, VariableError, VariableSet,
 };
+use rampart_core::kinds::{Scope, scope_of};
 use rampart_core::{Category, CheckMeta, FieldPath, Severity};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -20,7 +21,7 @@ use crate::crd::{
 };
 use crate::decision::{Actions, PolicyId, PolicyKind};
 use crate::matching::{Matcher, OpSet, equivalent_groups};
-use crate::request::{Request, Scope, scope_of};
+use crate::request::Request;
 use crate::selector::{ObjectLabels, Selector};
 
 /// One input document, with where it came from for error messages.
@@ -419,6 +420,25 @@ impl PolicySet {
     /// The Namespace objects given with the policies, by name.
     pub fn namespace(&self, name: &str) -> Option<&Value> {
         self.namespaces.get(name)
+    }
+}
+
+/// The label errors give a policy document (`ClusterPolicy "name"`,
+/// `Policy "ns/name"`), or `None` for a document that is not a policy.
+pub(crate) fn policy_label(doc: &Value) -> Option<String> {
+    let kind = doc.get("kind")?.as_str()?;
+    let meta = doc.get("metadata");
+    let name = meta?.get("name")?.as_str()?;
+    let namespace = meta
+        .and_then(|m| m.get("namespace"))
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty());
+    match kind {
+        "Policy" => Some(label(kind, Some(namespace.unwrap_or("default")), name)),
+        "ClusterPolicy" | "ValidatingAdmissionPolicy" | "ValidatingAdmissionPolicyBinding" => {
+            Some(label(kind, None, name))
+        }
+        _ => None,
     }
 }
 

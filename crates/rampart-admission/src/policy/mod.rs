@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
-use rampart_core::ObjectView;
+use rampart_core::{ObjectView, PodBearingKind};
 use serde_json::Value;
 
 use crate::config::Config;
@@ -80,28 +80,15 @@ impl Match {
     }
 }
 
-/// The pod-bearing kinds, as `(group, kind)`.
-pub const POD_BEARING: &[(&str, &str)] = &[
-    ("", "Pod"),
-    ("", "PodTemplate"),
-    ("", "ReplicationController"),
-    ("apps", "Deployment"),
-    ("apps", "StatefulSet"),
-    ("apps", "DaemonSet"),
-    ("apps", "ReplicaSet"),
-    ("batch", "Job"),
-    ("batch", "CronJob"),
-];
-
 /// Matches for rules about pod specs: Pods on CREATE and on UPDATE (of the pod
 /// or its ephemeral containers; rules skip insignificant pod updates with
 /// [`Context::pod_update_is_significant`]), workloads on CREATE and UPDATE.
 pub fn pod_spec_matches() -> Vec<Match> {
-    POD_BEARING
-        .iter()
-        .map(|&(g, k)| {
-            let m = Match::kind(g, k, &[Operation::Create, Operation::Update]);
-            if k == "Pod" {
+    PodBearingKind::ALL
+        .into_iter()
+        .map(|k| {
+            let m = Match::kind(k.group(), k.kind(), &[Operation::Create, Operation::Update]);
+            if k == PodBearingKind::Pod {
                 m.with_subresources(&["", "ephemeralcontainers"])
             } else {
                 m
@@ -198,26 +185,7 @@ impl<'a> Context<'a> {
     }
 }
 
-/// Go's `%q` for the strings that occur in names (printable ASCII as is).
-pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+pub use rampart_core::quote::go_quote;
 
 /// A rule run by `/validate`.
 pub trait ValidationRule: Send + Sync {
@@ -631,10 +599,7 @@ pub fn ignored(view: &ObjectView<'_>, rule: &str, mode: crate::decision::Mode) -
     if mode == crate::decision::Mode::Enforce {
         return false;
     }
-    let key = format!("{}{rule}", rampart_core::IGNORE_ANNOTATION_PREFIX);
-    view.annotation(&key)
-        .or_else(|| view.pod.as_ref().and_then(|p| p.annotation(&key)))
-        .is_some_and(|r| !r.trim().is_empty())
+    rampart_core::ignore_reason(view, rule).is_some()
 }
 
 #[cfg(test)]

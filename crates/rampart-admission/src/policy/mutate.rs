@@ -32,10 +32,10 @@ use anyhow::Result;
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, PatchOperation, ReplaceOperation};
 use rampart_core::value::{array_field, dig, field, str_field};
-use rampart_core::{FieldPath, PodTemplate, Segment};
+use rampart_core::{FieldPath, PodBearingKind, PodTemplate, Segment};
 use serde_json::{Map, Value, json};
 
-use super::{Context, Match, ModeFor, MutationRule, POD_BEARING};
+use super::{Context, Match, ModeFor, MutationRule};
 use crate::config::Config;
 use crate::decision::{Decision, Mode, RuleId};
 use crate::metrics::Metrics;
@@ -107,10 +107,10 @@ fn is_windows(pod: &PodTemplate<'_>) -> bool {
 
 /// Pods on CREATE, and workloads on CREATE when `templates`.
 fn create_matches(templates: bool) -> Vec<Match> {
-    POD_BEARING
-        .iter()
-        .filter(|(_, k)| templates || *k == "Pod")
-        .map(|&(g, k)| Match::kind(g, k, &[Operation::Create]))
+    PodBearingKind::ALL
+        .into_iter()
+        .filter(|&k| templates || k == PodBearingKind::Pod)
+        .map(|k| Match::kind(k.group(), k.kind(), &[Operation::Create]))
         .collect()
 }
 

@@ -12,7 +12,7 @@ use rampart_core::value::{array_field, bool_field, dig, field, int_field, str_fi
 use rampart_core::{FieldPath, PodTemplate};
 use serde_json::Value;
 
-use super::quote::go_quote;
+use rampart_core::quote::go_quote;
 
 /// A failed check: upstream's `ForbiddenReason` and `ForbiddenDetail`, plus where.
 #[derive(Clone, Debug, PartialEq)]

@@ -8,7 +8,6 @@
 //! come out baseline checks first, then restricted, each sorted by ID.
 
 pub mod checks;
-mod quote;
 mod version;
 
 use std::borrow::Cow;

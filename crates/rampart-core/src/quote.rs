@@ -2,7 +2,7 @@
 
 /// Quotes `s` exactly as Go's `strconv.Quote` does: `"` and `\` are escaped,
 /// printable runes are kept, the rest become `\a`-style, `\x`, `\u` or `\U` escapes.
-pub(crate) fn go_quote(s: &str) -> String {
+pub fn go_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
