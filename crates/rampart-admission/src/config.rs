@@ -161,7 +161,7 @@ pub struct PssExemptions {
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct Images {
     /// Registries or repository prefixes images may come from (see
-    /// `rampart_policies::practices::PracticeConfig::allowed_registries`);
+    /// `rampart_checks::practices::PracticeConfig::allowed_registries`);
     /// turns on `image-registry-not-allowed` (default mode enforce).
     pub allowed_registries: Vec<String>,
     /// Namespace patterns (`*` wildcards) where every image must be pinned by
@@ -180,10 +180,10 @@ pub struct Sandbox {
 
 impl Default for Sandbox {
     fn default() -> Self {
-        let (k, v) = rampart_policies::practices::DEFAULT_UNTRUSTED_LABEL;
+        let (k, v) = rampart_checks::practices::DEFAULT_UNTRUSTED_LABEL;
         Self {
             untrusted_label: format!("{k}={v}"),
-            runtime_classes: rampart_policies::practices::DEFAULT_SANDBOX_RUNTIME_CLASSES
+            runtime_classes: rampart_checks::practices::DEFAULT_SANDBOX_RUNTIME_CLASSES
                 .iter()
                 .map(|s| (*s).to_owned())
                 .collect(),
@@ -370,7 +370,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<()> {
-        use rampart_policies::pss::{Level, Version};
+        use rampart_checks::pss::{Level, Version};
         let d = &self.pod_security.defaults;
         for (field, level) in [
             ("enforce", &d.enforce),

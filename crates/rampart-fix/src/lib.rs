@@ -4,7 +4,7 @@
 //! ```
 //! use rampart_fix::{FixOptions, Fixer, SourceText};
 //! use rampart_manifest::Limits;
-//! use rampart_policies::pss::{Level, Profile, Version};
+//! use rampart_checks::pss::{Level, Profile, Version};
 //!
 //! let engine = rampart_core::Engine::new(
 //!     Profile::new(Level::Restricted, Version::Latest).into_checks(),

@@ -1,8 +1,8 @@
 //! Rampart's built-in checks as a policy (`spec.builtin`).
 
+use rampart_checks::practices::{self, PracticeConfig};
+use rampart_checks::pss::{self, Level, Profile, Version};
 use rampart_core::{Check, CorpusCheck, Engine};
-use rampart_policies::practices::{self, PracticeConfig};
-use rampart_policies::pss::{self, Level, Profile, Version};
 
 use crate::PolicyError;
 use crate::crd::BuiltinChecks;

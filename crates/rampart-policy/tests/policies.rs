@@ -369,16 +369,16 @@ fn the_default_builtin_policy_is_the_scanners_default_set() {
     let ids: Vec<String> = set.rules().iter().map(|r| r.id.to_string()).collect();
     // Every PSS restricted check and every best practice except the registry
     // allow-list (which needs registries), as `rampart scan` runs by default.
-    let profile = rampart_policies::pss::Profile::new(
-        rampart_policies::pss::Level::Restricted,
-        rampart_policies::pss::Version::Latest,
+    let profile = rampart_checks::pss::Profile::new(
+        rampart_checks::pss::Level::Restricted,
+        rampart_checks::pss::Version::Latest,
     );
     let mut expected: Vec<String> = profile
         .checks()
         .map(|c| format!("rampart-defaults/{}", c.rampart_id()))
         .collect();
     expected.extend(
-        rampart_policies::practices::meta::ALL
+        rampart_checks::practices::meta::ALL
             .iter()
             .filter(|m| m.id != "image-registry-not-allowed")
             .map(|m| format!("rampart-defaults/{}", m.id)),

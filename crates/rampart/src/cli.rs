@@ -1,8 +1,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use rampart_checks::pss::{Level, Version};
 use rampart_core::Severity;
-use rampart_policies::pss::{Level, Version};
 
 #[derive(Parser, Debug)]
 #[command(

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rampart_checks::practices::PracticeConfig;
+use rampart_checks::pss::Profile;
 use rampart_core::{CheckMeta, Engine, FieldPath, Finding, ObjectView};
 use rampart_manifest::{InputIssue, Limits, Loader, Manifest};
-use rampart_policies::practices::PracticeConfig;
-use rampart_policies::pss::Profile;
 use rampart_report::{InputError, LocatedFinding, ObjectResult, Origin, ScanReport};
 use rayon::prelude::*;
 
@@ -27,7 +27,7 @@ pub fn build_engine(selection: &CheckSelection) -> Engine {
             untrusted_namespaces: selection.untrusted_namespaces.clone(),
             ..PracticeConfig::default()
         };
-        let (practice, practice_corpus) = rampart_policies::practices::checks(&config);
+        let (practice, practice_corpus) = rampart_checks::practices::checks(&config);
         checks.extend(practice);
         corpus = practice_corpus;
     }

@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
+use rampart_checks::practices::image::ImageRef;
 use rampart_core::value::{array_field, str_field};
-use rampart_policies::practices::image::ImageRef;
 
 use super::{Context, Match, ModeFor, ValidationRule, ignored, pod_spec_matches};
 use crate::config::Config;

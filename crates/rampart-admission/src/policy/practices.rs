@@ -1,4 +1,4 @@
-//! The best-practice checks of `rampart_policies::practices`, as admission
+//! The best-practice checks of `rampart_checks::practices`, as admission
 //! rules: images, resources, probes, hostPath and RBAC.
 //!
 //! Each check runs in its configured mode (`rules.<id>`, else
@@ -11,8 +11,8 @@
 
 use std::sync::Arc;
 
+use rampart_checks::practices::{PracticeConfig, checks};
 use rampart_core::{Category, Check, Violation};
-use rampart_policies::practices::{PracticeConfig, checks};
 
 use super::{Context, Match, ModeFor, ValidationRule, ignored, pod_spec_matches};
 use crate::config::Config;

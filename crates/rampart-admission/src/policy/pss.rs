@@ -28,9 +28,9 @@
 use std::sync::OnceLock;
 
 use anyhow::Result;
+use rampart_checks::pss::{Level, NEWEST_MINOR, Profile, Version, forbidden_detail};
 use rampart_core::PodTemplate;
 use rampart_core::value::{array_field, dig, field, str_field};
-use rampart_policies::pss::{Level, NEWEST_MINOR, Profile, Version, forbidden_detail};
 use serde_json::Value;
 
 use super::{Context, Match, ValidationRule, pod_spec_matches};

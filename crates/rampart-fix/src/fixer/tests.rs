@@ -1,5 +1,5 @@
-use rampart_policies::practices::{self, PracticeConfig};
-use rampart_policies::pss::{Level, Profile, Version};
+use rampart_checks::practices::{self, PracticeConfig};
+use rampart_checks::pss::{Level, Profile, Version};
 
 use super::*;
 use crate::profile::ResourceProfile;
