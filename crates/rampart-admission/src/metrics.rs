@@ -120,6 +120,8 @@ pub struct Metrics {
     pub connections_total: Counter,
     pub tls_handshake_errors: Counter,
     pub rules_loaded: Gauge,
+    /// Cluster policies whose current version does not compile (`--cluster`).
+    pub policies_rejected: Gauge,
 }
 
 impl Default for Metrics {
@@ -142,6 +144,7 @@ impl Metrics {
         let connections_total = Counter::default();
         let tls_handshake_errors = Counter::default();
         let rules_loaded = Gauge::default();
+        let policies_rejected = Gauge::default();
 
         registry.register(
             "rampart_admission_requests",
@@ -194,6 +197,12 @@ impl Metrics {
             rules_loaded.clone(),
         );
 
+        registry.register(
+            "rampart_policies_rejected",
+            "Cluster policies whose current version does not compile; the previous version of each stays in force",
+            policies_rejected.clone(),
+        );
+
         let requests = Endpoint::ALL
             .iter()
             .map(|e| {
@@ -228,6 +237,7 @@ impl Metrics {
             connections_total,
             tls_handshake_errors,
             rules_loaded,
+            policies_rejected,
         }
     }
 

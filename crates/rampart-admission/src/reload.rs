@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tracing::{error, info};
 
 use crate::lookup::{StaticNamespaces, StaticPods};
-use crate::server::AppState;
+use crate::server::{AppState, Lookups};
 
 /// What identifies one version of a file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,11 +74,13 @@ impl FileWatch {
 /// Loads everything once at startup; any error is fatal (a server that
 /// starts without its policy set would be ready with nothing to enforce).
 pub fn initial_load(state: &AppState) -> Result<()> {
-    if let Some(path) = &state.opts.namespaces {
-        state.namespaces.replace(StaticNamespaces::load_file(path)?);
-    }
-    if let (Some(path), Some(pods)) = (&state.opts.pods, &state.pods) {
-        pods.replace(StaticPods::load_file(path)?);
+    if let Lookups::Files { namespaces, pods } = &state.lookups {
+        if let Some(path) = &state.opts.namespaces {
+            namespaces.replace(StaticNamespaces::load_file(path)?);
+        }
+        if let (Some(path), Some(pods)) = (&state.opts.pods, pods) {
+            pods.replace(StaticPods::load_file(path)?);
+        }
     }
     let set = state.build_policies()?;
     state.policies.store(Some(Arc::new(set)));
@@ -112,13 +114,14 @@ pub fn reload_policies(state: &AppState) -> Result<()> {
 }
 
 fn reload_namespaces(state: &AppState) {
-    let Some(path) = &state.opts.namespaces else {
+    let (Some(path), Lookups::Files { namespaces, .. }) = (&state.opts.namespaces, &state.lookups)
+    else {
         return;
     };
     match StaticNamespaces::load_file(path) {
         Ok(items) => {
             let n = items.len();
-            state.namespaces.replace(items);
+            namespaces.replace(items);
             state.metrics.reload_ok("namespaces");
             info!(namespaces = n, "namespaces reloaded");
         }
@@ -130,7 +133,13 @@ fn reload_namespaces(state: &AppState) {
 }
 
 fn reload_pods(state: &AppState) {
-    let (Some(path), Some(pods)) = (&state.opts.pods, &state.pods) else {
+    let (
+        Some(path),
+        Lookups::Files {
+            pods: Some(pods), ..
+        },
+    ) = (&state.opts.pods, &state.lookups)
+    else {
         return;
     };
     match StaticPods::load_file(path) {
@@ -157,6 +166,26 @@ fn reload_tls(state: &AppState) {
             state.metrics.reload_error("tls");
             error!(error = %format!("{e:#}"), "TLS reload failed; keeping the certificate in force");
         }
+    }
+}
+
+/// Rebuilds the policy set whenever the cluster's policies compile anew
+/// (`--cluster`), until shutdown.
+pub async fn follow_policy_watch(
+    state: Arc<AppState>,
+    policies: Arc<rampart_kube::PolicyWatch>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut changes = policies.subscribe();
+    loop {
+        let rejected = policies.rejected().len();
+        state.metrics.policies_rejected.set(rejected as i64);
+        tokio::select! {
+            changed = changes.changed() => if changed.is_err() { return },
+            _ = crate::server::stopped(&mut shutdown) => return,
+        }
+        let st = state.clone();
+        let _ = tokio::task::spawn_blocking(move || reload_policies(&st)).await;
     }
 }
 

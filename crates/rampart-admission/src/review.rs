@@ -119,14 +119,18 @@ pub struct GroupVersionResource<'a> {
     pub resource: Cow<'a, str>,
 }
 
-/// Who made the request. `extra` is not read: it can carry credentials-adjacent
-/// data and no rule needs it.
+/// Who made the request. `extra` stays raw JSON until a CEL policy reads
+/// `request.userInfo.extra`; it is never logged.
 #[derive(Debug, Default, Deserialize)]
 pub struct UserInfo<'a> {
     #[serde(borrow, default)]
     pub username: Cow<'a, str>,
     #[serde(borrow, default)]
+    pub uid: Cow<'a, str>,
+    #[serde(borrow, default)]
     pub groups: Vec<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub extra: Option<&'a RawValue>,
 }
 
 /// `request` of an `AdmissionReview`, borrowing from the body.
@@ -154,6 +158,9 @@ pub struct AdmissionRequest<'a> {
     pub old_object: Option<&'a RawValue>,
     #[serde(default)]
     pub dry_run: Option<bool>,
+    /// `CreateOptions`, `UpdateOptions`, `DeleteOptions` or a CONNECT's options.
+    #[serde(borrow, default)]
+    pub options: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]

@@ -63,8 +63,10 @@ use crate::log::{DecisionLog, DecisionRecord, Timestamp};
 use crate::lookup::{NamespaceLookup, PodLookup, StaticNamespaces, StaticPods};
 use crate::metrics::{Endpoint, Metrics, Outcome};
 use crate::policy::{Env, PolicySet, PolicySource, Verdict};
+use crate::review::Operation;
 use crate::review::{AdmissionRequest, AdmissionResponse, Status, parse_request, render_response};
 use crate::tls::TlsFiles;
+use rampart_kube::{ClusterLookups, PolicyWatch, PolicyWatchOptions};
 
 /// What to answer when evaluation overruns its deadline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,6 +105,23 @@ pub struct ServeOptions {
     pub worker_threads: Option<usize>,
     /// Testing only: wait this long before evaluating each review.
     pub debug_eval_delay: Option<Duration>,
+    /// Read Namespaces, Pods and policies live from the cluster instead of
+    /// from files.
+    pub cluster: Option<ClusterOptions>,
+}
+
+/// `rampart serve --cluster`: where the API server is and what to watch.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterOptions {
+    /// `None`: `$KUBECONFIG`, `~/.kube/config` or the in-cluster service account.
+    pub kubeconfig: Option<PathBuf>,
+    /// Also watch Pods, for exec and attach protection.
+    pub pods: bool,
+    /// Longest a read-through GET for an object missing from the caches
+    /// may take (the review's own deadline bounds it too).
+    pub read_through_timeout: Duration,
+    /// Testing only: apply watch events this much later, as a slow watch would.
+    pub debug_watch_lag: Option<Duration>,
 }
 
 impl ServeOptions {
@@ -129,6 +148,7 @@ impl ServeOptions {
             log_filter: "info".to_owned(),
             worker_threads: None,
             debug_eval_delay: None,
+            cluster: None,
         }
     }
 }
@@ -139,8 +159,7 @@ const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(10);
 /// Shared server state.
 pub struct AppState {
     pub policies: ArcSwapOption<PolicySet>,
-    pub namespaces: Arc<StaticNamespaces>,
-    pub pods: Option<Arc<StaticPods>>,
+    pub lookups: Lookups,
     pub sources: Vec<Arc<dyn PolicySource>>,
     pub metrics: Arc<Metrics>,
     pub log: DecisionLog,
@@ -149,15 +168,54 @@ pub struct AppState {
     pub tls_ready: AtomicBool,
 }
 
+/// Where rules read Namespaces and Pods from.
+pub enum Lookups {
+    /// `--namespaces` and `--pods` files, reloaded on change.
+    Files {
+        namespaces: Arc<StaticNamespaces>,
+        pods: Option<Arc<StaticPods>>,
+    },
+    /// Watches of the cluster (`--cluster`), with read-through on a miss.
+    Cluster(Arc<ClusterLookups>),
+}
+
+impl Lookups {
+    pub fn namespaces(&self) -> &dyn NamespaceLookup {
+        match self {
+            Lookups::Files { namespaces, .. } => &**namespaces,
+            Lookups::Cluster(c) => &**c,
+        }
+    }
+
+    pub fn pods(&self) -> Option<&dyn PodLookup> {
+        match self {
+            Lookups::Files { pods, .. } => pods.as_deref().map(|p| p as &dyn PodLookup),
+            Lookups::Cluster(c) => c.has_pods().then_some(&**c as &dyn PodLookup),
+        }
+    }
+
+    fn counts(&self) -> (usize, usize) {
+        match self {
+            Lookups::Files { namespaces, pods } => {
+                (namespaces.len(), pods.as_ref().map_or(0, |p| p.len()))
+            }
+            Lookups::Cluster(c) => (c.namespace_count(), c.pod_count()),
+        }
+    }
+}
+
 impl AppState {
     fn ready(&self) -> Result<(), &'static str> {
         if self.policies.load().is_none() {
             return Err("policies not loaded");
         }
-        if !self.namespaces.synced() {
+        if !self.sources.iter().all(|s| s.ready()) {
+            return Err("policies not synced");
+        }
+        if !self.lookups.namespaces().synced() {
             return Err("namespace cache not synced");
         }
-        if self.pods.as_ref().is_some_and(|p| !p.synced()) {
+        if self.lookups.pods().is_some_and(|p| !p.synced()) {
             return Err("pod cache not synced");
         }
         if !self.tls_ready.load(Ordering::Acquire) {
@@ -176,7 +234,7 @@ impl AppState {
             config,
             &self.opts.namespace,
             &self.metrics,
-            self.pods.is_some(),
+            self.lookups.pods().is_some(),
             &self.sources,
         )
     }
@@ -217,15 +275,36 @@ pub async fn serve(opts: ServeOptions, sources: Vec<Arc<dyn PolicySource>>) -> R
 
 async fn serve_inner(
     opts: ServeOptions,
-    sources: Vec<Arc<dyn PolicySource>>,
+    mut sources: Vec<Arc<dyn PolicySource>>,
     log: DecisionLog,
 ) -> Result<()> {
     let metrics = Arc::new(Metrics::new());
     let tls = crate::tls::server_config(&opts.tls)?;
+    let mut policy_watch = None;
+    let lookups = match &opts.cluster {
+        Some(c) => {
+            let client = rampart_kube::client(c.kubeconfig.as_deref())
+                .await
+                .context("connecting to the cluster (--cluster)")?;
+            let watch = PolicyWatch::start(client.clone(), PolicyWatchOptions::default());
+            sources.push(Arc::new(crate::policy::user::ClusterPolicies(
+                watch.clone(),
+            )));
+            policy_watch = Some(watch);
+            Lookups::Cluster(Arc::new(ClusterLookups::start(
+                client,
+                c.pods,
+                c.debug_watch_lag,
+            )))
+        }
+        None => Lookups::Files {
+            namespaces: Arc::new(StaticNamespaces::default()),
+            pods: opts.pods.as_ref().map(|_| Arc::new(StaticPods::default())),
+        },
+    };
     let state = Arc::new(AppState {
         policies: ArcSwapOption::empty(),
-        namespaces: Arc::new(StaticNamespaces::default()),
-        pods: opts.pods.as_ref().map(|_| Arc::new(StaticPods::default())),
+        lookups,
         sources,
         metrics,
         log,
@@ -305,12 +384,21 @@ async fn serve_inner(
         info!(missing = ?missing, "waiting for files");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    if let (Lookups::Cluster(lookups), Some(watch)) = (&state.lookups, &policy_watch) {
+        info!("waiting for the cluster's Namespaces, Pods and policies to be listed");
+        lookups.wait_until_ready().await;
+        watch.wait_until_ready().await;
+        tasks.push(tokio::spawn(crate::reload::follow_policy_watch(
+            state.clone(),
+            watch.clone(),
+            shutdown_rx.clone(),
+        )));
+    }
     crate::reload::initial_load(&state)?;
+    let (namespaces, pods) = state.lookups.counts();
     info!(
         rules = state.policies.load().as_ref().map_or(0, |p| p.len()),
-        namespaces = state.namespaces.len(),
-        pods = state.pods.as_ref().map_or(0, |p| p.len()),
-        "ready"
+        namespaces, pods, "ready"
     );
     tasks.push(tokio::spawn(crate::reload::watch(
         state.clone(),
@@ -527,9 +615,12 @@ async fn review(
             "policies are not loaded yet".to_owned(),
         );
     };
+    if let (Lookups::Cluster(lookups), Some(cluster)) = (&state.lookups, &state.opts.cluster) {
+        prefetch(lookups, &request, deadline, cluster.read_through_timeout).await;
+    }
     let env = Env {
-        namespaces: &*state.namespaces as &dyn NamespaceLookup,
-        pods: state.pods.as_deref().map(|p| p as &dyn PodLookup),
+        namespaces: state.lookups.namespaces(),
+        pods: state.lookups.pods(),
     };
     let verdict = if Instant::now() >= deadline {
         Ok(Verdict::TimedOut)
@@ -544,6 +635,31 @@ async fn review(
         Err(e) => return invalid(StatusCode::BAD_REQUEST, e.0),
     };
     answer(&state, endpoint, &request, verdict, start)
+}
+
+/// Reads the request's Namespace (and an exec or attach target Pod) from
+/// the API server when the watches have not delivered it yet, so that rules
+/// judge a just-created object by what it is, not as unknown.
+async fn prefetch(
+    lookups: &ClusterLookups,
+    request: &AdmissionRequest<'_>,
+    deadline: Instant,
+    cap: Duration,
+) {
+    let creates_namespace = request.kind.group.is_empty() && request.kind.kind == "Namespace";
+    let namespace = if creates_namespace {
+        ""
+    } else {
+        request.namespace.as_ref()
+    };
+    let pod = (request.operation == Operation::Connect
+        && request.resource.group.is_empty()
+        && request.resource.resource == "pods"
+        && matches!(request.sub_resource.as_ref(), "exec" | "attach")
+        && !request.name.is_empty())
+    .then_some(request.name.as_ref());
+    let timeout = deadline.saturating_duration_since(Instant::now()).min(cap);
+    lookups.prefetch(namespace, pod, timeout).await;
 }
 
 fn answer(

@@ -101,10 +101,6 @@ pub struct Options {
     pub max_events_per_minute: u32,
     pub policy_dir: Option<PathBuf>,
     pub webhook: Option<WebhookOptions>,
-    /// Only keep `policy_dir` up to date (policies, Namespaces, Pods): the
-    /// webhook's sidecar. No CRDs, audit reports, Events, Lease or webhook
-    /// management.
-    pub sync_only: bool,
 }
 
 impl Default for Options {
@@ -123,7 +119,6 @@ impl Default for Options {
             max_events_per_minute: 60,
             policy_dir: None,
             webhook: None,
-            sync_only: false,
         }
     }
 }
@@ -162,8 +157,6 @@ struct State {
     event_refilled: Option<Instant>,
     /// Kinds the policies match beyond the audited ones, not yet resolved.
     pending_kinds: BTreeSet<KindSelector>,
-    /// Namespaces or Pods changed since the webhook's copies were written.
-    lookups_dirty: bool,
     /// Kinds whose initial listing completed.
     synced: HashSet<String>,
     /// `(namespace, name)` of the policies seen during a policy kind's listing.
@@ -277,7 +270,6 @@ impl Default for State {
             event_tokens: 0.0,
             event_refilled: None,
             pending_kinds: BTreeSet::new(),
-            lookups_dirty: true,
             synced: HashSet::new(),
             policy_listing: HashMap::new(),
             param_kinds: BTreeSet::new(),
@@ -469,9 +461,6 @@ async fn watch_kind(client: kube::Client, state: Shared, ar: kube::api::ApiResou
                     st.policies.insert(key, value);
                     continue;
                 }
-                if kind == "Namespace" || kind == "Pod" {
-                    st.lookups_dirty = true;
-                }
                 if kind == "Namespace" {
                     let name = obj.metadata.name.clone().unwrap_or_default();
                     let labels_changed = st.namespaces.get(&name).map(|v| &v["metadata"]["labels"])
@@ -502,9 +491,6 @@ async fn watch_kind(client: kube::Client, state: Shared, ar: kube::api::ApiResou
                     continue;
                 }
                 let value = typed(&ar, serde_json::to_value(&obj).unwrap_or_default());
-                if kind == "Namespace" || kind == "Pod" {
-                    st.lookups_dirty = true;
-                }
                 if kind == "Namespace" {
                     st.namespaces
                         .remove(obj.metadata.name.as_deref().unwrap_or_default());
@@ -571,97 +557,6 @@ fn write_documents(dir: &std::path::Path, name: &str, header: &str, docs: &[Valu
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, dir.join(name))?;
     Ok(())
-}
-
-/// The part of a Pod the webhook's exec/attach protection reads: where it
-/// is, its host namespaces and its containers' security contexts.
-pub fn exec_view_of_pod(pod: &Value) -> Value {
-    let spec = &pod["spec"];
-    let containers = |key: &str| -> Value {
-        Value::Array(
-            spec[key]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|c| {
-                    let mut out = serde_json::json!({"name": c["name"]});
-                    if !c["securityContext"].is_null() {
-                        out["securityContext"] = c["securityContext"].clone();
-                    }
-                    out
-                })
-                .collect(),
-        )
-    };
-    let mut out = serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": pod["metadata"]["name"], "namespace": pod["metadata"]["namespace"]},
-        "spec": {"containers": containers("containers")},
-    });
-    for key in ["initContainers", "ephemeralContainers"] {
-        if spec[key].is_array() {
-            out["spec"][key] = containers(key);
-        }
-    }
-    for key in ["hostPID", "hostIPC", "hostNetwork", "securityContext"] {
-        if !spec[key].is_null() {
-            out["spec"][key] = spec[key].clone();
-        }
-    }
-    out
-}
-
-/// Writes the webhook's lookups next to its policies: `namespaces.yaml`
-/// (labels drive Pod Security and more) and `pods.yaml` (for exec/attach
-/// protection), for `rampart serve --namespaces/--pods` to hot-reload.
-fn write_lookups(dir: &std::path::Path, st: &State) -> Result<()> {
-    let namespaces: Vec<Value> = st
-        .namespaces
-        .values()
-        .map(|ns| {
-            serde_json::json!({
-                "apiVersion": "v1",
-                "kind": "Namespace",
-                "metadata": {
-                    "name": ns["metadata"]["name"],
-                    "labels": ns["metadata"]["labels"].as_object().cloned().unwrap_or_default(),
-                    "annotations": ns["metadata"]["annotations"].as_object().cloned().unwrap_or_default(),
-                },
-            })
-        })
-        .collect();
-    let mut pods: Vec<&Value> = st
-        .objects
-        .iter()
-        .filter(|(k, _)| k.kind == "Pod")
-        .map(|(_, (v, _))| v)
-        .collect();
-    pods.sort_by_key(|p| {
-        (
-            p["metadata"]["namespace"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-            p["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-        )
-    });
-    let pods: Vec<Value> = pods.into_iter().map(exec_view_of_pod).collect();
-    write_documents(
-        dir,
-        "namespaces.yaml",
-        "# Written by `rampart controller`: the cluster's Namespaces.\n",
-        &namespaces,
-    )?;
-    write_documents(
-        dir,
-        "pods.yaml",
-        "# Written by `rampart controller`: the cluster's Pods, as exec protection reads them.\n",
-        &pods,
-    )
 }
 
 /// The webhook configurations for the managed webhook, with `ca` as bundle.
@@ -806,18 +701,6 @@ async fn flush(
                 Err(e) => {
                     tracing::warn!(error = %e, "policies do not compile; keeping the previous set")
                 }
-            }
-        }
-        if let Some(dir) = &opts.policy_dir
-            && st.lookups_dirty
-            && st.synced.contains("Namespace")
-            && st.synced.contains("Pod")
-        {
-            // Only once every initial listing is done: a half-listed cache
-            // would tell the webhook a namespace has no labels.
-            match write_lookups(dir, &st) {
-                Ok(()) => st.lookups_dirty = false,
-                Err(e) => tracing::warn!(error = %e, "writing the webhook's lookups"),
             }
         }
         if !leader {
@@ -977,7 +860,7 @@ async fn watch_matched_kinds(
 
 /// Runs the controller until SIGTERM/SIGINT.
 pub async fn run(client: kube::Client, opts: Options) -> Result<()> {
-    if opts.install_crds && !opts.sync_only {
+    if opts.install_crds {
         crate::crds::install(&client, Duration::from_secs(60))
             .await
             .context("installing the CRDs")?;
@@ -1000,9 +883,6 @@ pub async fn run(client: kube::Client, opts: Options) -> Result<()> {
             api_resource(group, version, kind, plural),
             true,
         ));
-    }
-    if opts.sync_only {
-        return sync_policy_dir(client, state, opts).await;
     }
     let mut watched: HashSet<(String, String)> = HashSet::new();
     let others = OTHER_AUDITED_KINDS
@@ -1094,76 +974,6 @@ pub async fn run(client: kube::Client, opts: Options) -> Result<()> {
     // Give the Lease up at once so another replica takes over without waiting for it to expire.
     drop(leader_rx);
     let _ = tokio::time::timeout(Duration::from_secs(5), lease_task).await;
-    tracing::info!("stopped");
-    Ok(())
-}
-
-/// `--sync-only`: keeps the webhook's policy directory current.
-async fn sync_policy_dir(client: kube::Client, state: Shared, opts: Options) -> Result<()> {
-    let Some(dir) = opts.policy_dir.clone() else {
-        anyhow::bail!("--sync-only needs --policy-dir");
-    };
-    for (group, version, kind, plural) in [
-        ("", "v1", "Namespace", "namespaces"),
-        ("", "v1", "Pod", "pods"),
-    ] {
-        tokio::spawn(watch_kind(
-            client.clone(),
-            state.clone(),
-            api_resource(group, version, kind, plural),
-            false,
-        ));
-    }
-    tracing::info!(dir = %dir.display(), "keeping the webhook's policy directory in sync");
-    let mut watched: HashSet<(String, String)> = [
-        (String::new(), "Namespace".to_owned()),
-        (String::new(), "Pod".to_owned()),
-    ]
-    .into_iter()
-    .collect();
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: "rampart-policy-sync".into(),
-            instance: Some(opts.identity.clone()),
-        },
-    );
-    let mut tick = tokio::time::interval(opts.report_interval.min(Duration::from_secs(2)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let shutdown = shutdown_signal();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => break,
-            _ = tick.tick() => {}
-        }
-        // Not a leader: flush compiles and writes the directory, nothing else.
-        if let Err(e) = flush(&client, &state, &opts, &recorder, false).await {
-            tracing::warn!(error = %format!("{e:#}"), "flush");
-        }
-        // The policies' parameter kinds (their objects go with the
-        // policies), and nothing else the policies match.
-        let params: BTreeSet<KindSelector> = {
-            let mut st = lock(&state);
-            let pending = std::mem::take(&mut st.pending_kinds);
-            pending
-                .into_iter()
-                .filter(|sel| {
-                    sel.kind.as_ref().is_some_and(|k| {
-                        st.param_kinds
-                            .iter()
-                            .any(|(g, pk)| pk == k && sel.group.as_ref().is_none_or(|sg| sg == g))
-                    })
-                })
-                .collect()
-        };
-        if !params.is_empty()
-            && let Err(e) = watch_matched_kinds(&client, &state, &mut watched, &params).await
-        {
-            tracing::warn!(error = %format!("{e:#}"), "discovering the policies' parameter kinds");
-            lock(&state).pending_kinds.extend(params);
-        }
-    }
     tracing::info!("stopped");
     Ok(())
 }

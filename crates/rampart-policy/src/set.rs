@@ -165,6 +165,10 @@ impl Param {
 pub(crate) struct Index {
     resources: [HashMap<String, HashMap<String, Vec<u32>>>; 4],
     kinds: [HashMap<String, HashMap<String, Vec<u32>>>; 4],
+    /// The subresources rules name per `(group, resource)`: `""` for the
+    /// resource itself, `*` for any. Only for routing (webhook rules); the
+    /// rules' own matching decides.
+    subresources: [HashMap<(String, String), BTreeSet<String>>; 4],
 }
 
 fn op_slot(op: Operation) -> Option<usize> {
@@ -195,8 +199,12 @@ impl Index {
                 let slot = op_slot(op).expect("single operation");
                 for g in &rule.groups {
                     // Equivalent matching may reach this rule from another group.
-                    for (res, _) in &rule.resources {
+                    for (res, sub) in &rule.resources {
                         Self::add(&mut self.resources[slot], g, res, id);
+                        self.subresources[slot]
+                            .entry((g.clone(), res.clone()))
+                            .or_default()
+                            .insert(sub.clone());
                     }
                 }
             }
@@ -264,6 +272,8 @@ pub enum RequestKey {
         operation: Operation,
         group: String,
         resource: String,
+        /// The subresources named (`""` the resource itself, `scale`, `*`).
+        subresources: Vec<String>,
     },
     Kind {
         operation: Operation,
@@ -285,10 +295,15 @@ impl Index {
         for (slot, operation) in SLOT_OPERATIONS.into_iter().enumerate() {
             for (group, by_res) in &self.resources[slot] {
                 for resource in by_res.keys() {
+                    let subresources = self.subresources[slot]
+                        .get(&(group.clone(), resource.clone()))
+                        .map(|s| s.iter().cloned().collect())
+                        .unwrap_or_else(|| vec![String::new()]);
                     out.push(RequestKey::Resource {
                         operation,
                         group: group.clone(),
                         resource: resource.clone(),
+                        subresources,
                     });
                 }
             }

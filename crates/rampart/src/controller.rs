@@ -57,13 +57,10 @@ pub struct ControllerArgs {
     /// At most this many Events per minute in all (a token bucket).
     #[arg(long, default_value_t = 60)]
     pub max_events_per_minute: u32,
-    /// Write the cluster's policies to DIR/policies.yaml for the webhook to hot-reload.
+    /// Write the cluster's policies to DIR/policies.yaml, from which the managed webhook
+    /// configurations route what the user policies match.
     #[arg(long, value_name = "DIR")]
     pub policy_dir: Option<PathBuf>,
-    /// Only keep --policy-dir current (policies.yaml, namespaces.yaml, pods.yaml) for a
-    /// `rampart serve` beside it: no CRDs, reports, Events, Lease or webhook management.
-    #[arg(long, requires = "policy_dir")]
-    pub sync_only: bool,
     /// Create and rotate the webhook's CA and serving certificate Secret and apply the
     /// webhook configurations with its CA bundle.
     #[arg(long)]
@@ -139,7 +136,6 @@ pub fn run(args: ControllerArgs) -> Result<u8> {
         event_interval: args.event_interval,
         max_events_per_minute: args.max_events_per_minute,
         policy_dir: args.policy_dir,
-        sync_only: args.sync_only,
         webhook,
     };
     let kubeconfig = args.kubeconfig;

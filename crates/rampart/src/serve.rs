@@ -11,6 +11,7 @@ use rampart_admission::config::Config;
 use rampart_admission::metrics::Metrics;
 use rampart_admission::policy::user::UserPolicies;
 use rampart_admission::policy::{PolicySet, PolicySource};
+use rampart_admission::server::ClusterOptions;
 use rampart_admission::tls::TlsFiles;
 use rampart_admission::webhook_config::{
     ClientConfig, FailurePolicy, WebhookConfigOptions, render,
@@ -104,6 +105,23 @@ pub struct ServeArgs {
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub worker_threads: Option<usize>,
+    /// Read Namespaces, Pods (for exec protection) and the cluster's policies (ClusterPolicy,
+    /// Policy, ValidatingAdmissionPolicy and bindings, and their params) live from the API
+    /// server through watches, instead of from --namespaces/--pods files.
+    #[arg(long, conflicts_with_all = ["namespaces", "pods", "startup_wait"])]
+    pub cluster: bool,
+    /// Kubeconfig for --cluster (default: $KUBECONFIG, ~/.kube/config or the in-cluster
+    /// service account).
+    #[arg(long, value_name = "FILE", requires = "cluster")]
+    pub kubeconfig: Option<PathBuf>,
+    /// With --cluster: longest wait for one GET of a Namespace or Pod the watches have not
+    /// delivered yet (a Namespace and its Pods applied together, exec right after a create).
+    #[arg(long, default_value = "1s", value_parser = parse_duration, requires = "cluster")]
+    pub read_through_timeout: Duration,
+    /// Testing only: apply the --cluster watches' events this much later (exercises the
+    /// read-through of objects the caches do not have yet).
+    #[arg(long, hide = true, value_parser = parse_duration, requires = "cluster")]
+    pub debug_watch_lag: Option<Duration>,
     /// Testing only: delay every evaluation (exercises --on-timeout).
     #[arg(long, hide = true, value_parser = parse_duration)]
     pub debug_eval_delay: Option<Duration>,
@@ -149,6 +167,12 @@ pub fn run(args: ServeArgs) -> Result<u8> {
     opts.log_filter = args.log;
     opts.worker_threads = args.worker_threads;
     opts.debug_eval_delay = args.debug_eval_delay;
+    opts.cluster = args.cluster.then_some(ClusterOptions {
+        kubeconfig: args.kubeconfig,
+        pods: true,
+        read_through_timeout: args.read_through_timeout,
+        debug_watch_lag: args.debug_watch_lag,
+    });
     rampart_admission::run(opts)?;
     Ok(0)
 }

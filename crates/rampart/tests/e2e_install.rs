@@ -135,7 +135,7 @@ fn install_manifests_apply_and_grant_least_privilege() {
             "the controller should not be allowed to {args:?}"
         );
     }
-    // The webhook's ServiceAccount (its policy-sync sidecar) may read the
+    // The webhook's ServiceAccount (`rampart serve --cluster`) may read the
     // policies, Namespaces and Pods, and nothing else.
     let webhook_can_i = |args: &[&str]| {
         let mut full = vec![

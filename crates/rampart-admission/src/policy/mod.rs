@@ -216,6 +216,10 @@ pub trait PolicySource: Send + Sync {
     fn name(&self) -> &'static str;
     /// Files whose change triggers a reload.
     fn watched_paths(&self) -> Vec<PathBuf>;
+    /// Whether the source has its initial contents (for `/readyz`).
+    fn ready(&self) -> bool {
+        true
+    }
     fn load(&self, metrics: &Metrics) -> Result<SourceRules>;
 }
 

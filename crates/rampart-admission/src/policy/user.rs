@@ -9,11 +9,13 @@
 //! `(operation, group, resource|kind)` classes the policies match, so a
 //! request no user policy can match never reaches them.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Result, anyhow};
+use rampart_kube::PolicyWatch;
 use rampart_policy::{
     CompileOptions, GroupVersionKind, GroupVersionResource, PolicySet as CompiledPolicies, Request,
     RequestKey, UserInfo, ValidationAction,
@@ -78,31 +80,60 @@ impl PolicySource for UserPolicies {
         for warning in set.warnings() {
             tracing::warn!(warning = %warning, "policy");
         }
-        let matches = matches_of(&set);
-        let mut rules = SourceRules::default();
-        if matches.is_empty() {
-            return Ok(rules);
-        }
-        let ids: HashMap<String, RuleId> = set
-            .rules()
-            .iter()
-            .map(|m| (m.id.to_string(), RuleId::new(m.id.to_string(), metrics)))
-            .collect();
-        let shared = Arc::new(Shared {
-            set: set.clone(),
-            matches,
-            ids,
-            fallback: RuleId::new("user-policies", metrics),
-        });
-        rules.validating.push(Arc::new(Validate(shared.clone())));
-        if set.has_mutations() {
-            rules.mutating.push(Arc::new(Mutate {
-                shared,
-                id: RuleId::new("user-policy-mutations", metrics),
-            }));
-        }
-        Ok(rules)
+        Ok(rules_for(set, metrics))
     }
+}
+
+/// The cluster's policies, compiled live by a [`PolicyWatch`]
+/// (`rampart serve --cluster`); the server reloads when it publishes a new set.
+pub struct ClusterPolicies(pub Arc<PolicyWatch>);
+
+impl PolicySource for ClusterPolicies {
+    fn name(&self) -> &'static str {
+        "cluster-policies"
+    }
+
+    fn watched_paths(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
+
+    fn ready(&self) -> bool {
+        self.0.is_ready()
+    }
+
+    fn load(&self, metrics: &Metrics) -> Result<SourceRules> {
+        Ok(rules_for(self.0.current(), metrics))
+    }
+}
+
+/// The webhook rules of a compiled set: one validating rule and, when some
+/// policy mutates, one mutating rule, indexed under the request classes the
+/// policies match.
+fn rules_for(set: Arc<CompiledPolicies>, metrics: &Metrics) -> SourceRules {
+    let matches = matches_of(&set);
+    let mut rules = SourceRules::default();
+    if matches.is_empty() {
+        return rules;
+    }
+    let ids: HashMap<String, RuleId> = set
+        .rules()
+        .iter()
+        .map(|m| (m.id.to_string(), RuleId::new(m.id.to_string(), metrics)))
+        .collect();
+    let shared = Arc::new(Shared {
+        set: set.clone(),
+        matches,
+        ids,
+        fallback: RuleId::new("user-policies", metrics),
+    });
+    rules.validating.push(Arc::new(Validate(shared.clone())));
+    if set.has_mutations() {
+        rules.mutating.push(Arc::new(Mutate {
+            shared,
+            id: RuleId::new("user-policy-mutations", metrics),
+        }));
+    }
+    rules
 }
 
 struct Shared {
@@ -129,34 +160,56 @@ fn operation(op: rampart_policy::Operation) -> Option<Operation> {
     })
 }
 
-/// The set's request classes as webhook matches; subresources are left to
-/// the policies' own matching.
+/// The set's request classes as webhook matches, with the subresources the
+/// policies name (`deployments/scale`, `pods/ephemeralcontainers`); the
+/// policies' own matching decides the rest.
 fn matches_of(set: &CompiledPolicies) -> Vec<Match> {
     let mut out: Vec<Match> = Vec::new();
     for key in set.request_keys() {
-        let (op, group, target) = match key {
+        let (op, group, target, subresources) = match key {
             RequestKey::Resource {
                 operation,
                 group,
                 resource,
-            } => (operation, group, Target::Resource(resource.into())),
+                subresources,
+            } => (
+                operation,
+                group,
+                Target::Resource(resource.into()),
+                subresources,
+            ),
             RequestKey::Kind {
                 operation,
                 group,
                 kind,
-            } => (operation, group, Target::Kind(kind.into())),
+            } => (
+                operation,
+                group,
+                Target::Kind(kind.into()),
+                vec![String::new()],
+            ),
         };
         let Some(op) = operation(op) else { continue };
         let target = match &target {
             Target::Resource(r) | Target::Kind(r) if r == "*" => Target::Any,
             _ => target,
         };
-        // CONNECT stays a match of its own: it alone takes subresources.
+        // CONNECT only exists on subresources (`pods/exec`): it stays a
+        // match of its own, taking every subresource, which the policies'
+        // matching then narrows. Other operations take exactly the
+        // subresources the policies name, so `pods/status` (written by every
+        // kubelet) stays out of the webhook's path unless a policy asks.
         let connect = op == Operation::Connect;
+        let subresources: Vec<Cow<'static, str>> = if connect {
+            vec!["*".into()]
+        } else {
+            subresources.into_iter().map(Cow::Owned).collect()
+        };
         if let Some(m) = out.iter_mut().find(|m| {
             m.group == group.as_str()
                 && m.target == target
                 && m.operations.contains(&Operation::Connect) == connect
+                && m.subresources == subresources
         }) {
             if !m.operations.contains(&op) {
                 m.operations.push(op);
@@ -167,19 +220,8 @@ fn matches_of(set: &CompiledPolicies) -> Vec<Match> {
             group: group.into(),
             target,
             operations: vec![op],
-            subresources: Vec::new(),
+            subresources,
         });
-    }
-    // The objects themselves; CONNECT only exists on subresources
-    // (`pods/exec`), which the policies' own matching then narrows. Other
-    // subresources (`pods/status`, written by every kubelet) stay out of the
-    // webhook's path.
-    for m in &mut out {
-        m.subresources = if m.operations == [Operation::Connect] {
-            vec!["*".into()]
-        } else {
-            vec!["".into()]
-        };
     }
     out
 }
@@ -214,12 +256,20 @@ fn request_of(cx: &Context<'_>, object: Option<Value>) -> Request {
         old_object: cx.old_object().cloned(),
         user_info: UserInfo {
             username: r.user_info.username.to_string(),
-            uid: String::new(),
+            uid: r.user_info.uid.to_string(),
             groups: r.user_info.groups.iter().map(|g| g.to_string()).collect(),
-            extra: BTreeMap::new(),
+            extra: r
+                .user_info
+                .extra
+                .and_then(|raw| {
+                    serde_json::from_str::<BTreeMap<String, Vec<String>>>(raw.get()).ok()
+                })
+                .unwrap_or_default(),
         },
         dry_run: r.dry_run.unwrap_or(false),
-        options: None,
+        options: r
+            .options
+            .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok()),
         namespace_object: cx.namespace.as_ref().map(|ns| {
             json!({
                 "apiVersion": "v1",
