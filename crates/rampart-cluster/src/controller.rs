@@ -37,7 +37,7 @@ use kube::runtime::watcher;
 use kube_lease_manager::LeaseManagerBuilder;
 use rampart_admission::webhook_config::{ClientConfig, FailurePolicy, WebhookConfigOptions};
 use rampart_core::object::group_of;
-use rampart_policy::PolicySet;
+use rampart_policy::{LastGood, PolicySet, Rejected};
 use serde_json::Value;
 
 use crate::audit::{self, Audited, ObjectKey, ResultKind};
@@ -166,6 +166,12 @@ struct State {
     param_kinds: BTreeSet<(String, String)>,
     /// Successful policy compilations so far.
     policy_generation: u64,
+    /// The last version of each policy that compiled.
+    last_good: LastGood,
+    /// Policies whose current version does not compile, by label.
+    rejected: BTreeMap<String, Rejected>,
+    /// The `Ready` condition last written per policy label: `(status, message)`.
+    status_written: HashMap<String, (bool, String)>,
 }
 
 /// A kind a policy matches: by kind (`kinds`) or resource (`resourceRules`);
@@ -274,6 +280,9 @@ impl Default for State {
             policy_listing: HashMap::new(),
             param_kinds: BTreeSet::new(),
             policy_generation: 0,
+            last_good: LastGood::new(),
+            rejected: BTreeMap::new(),
+            status_written: HashMap::new(),
         }
     }
 }
@@ -377,14 +386,33 @@ impl State {
             .any(|(g, k)| g == group && k == kind)
     }
 
+    /// Compiles the policies with per-policy last-good: a policy whose new
+    /// version does not compile keeps its previous one (and is reported in
+    /// its status and an Event); the others' updates go through.
     fn compile(&mut self) -> Result<(), String> {
         self.param_kinds = param_kinds(self.policies.values());
-        let mut docs = self.policy_documents();
-        docs.extend(self.param_objects());
-        docs.extend(self.namespaces.values().cloned());
-        match PolicySet::compile(docs) {
-            Ok(set) => {
-                self.set = Arc::new(set);
+        let docs = self.policy_documents();
+        let mut context = self.param_objects();
+        context.extend(self.namespaces.values().cloned());
+        match self
+            .last_good
+            .compile(&docs, &context, &rampart_policy::CompileOptions::default())
+        {
+            Ok(compiled) => {
+                self.set = Arc::new(compiled.set);
+                self.rejected = compiled
+                    .rejected
+                    .into_iter()
+                    .map(|r| (r.policy.clone(), r))
+                    .collect();
+                for r in self.rejected.values() {
+                    tracing::warn!(
+                        policy = %r.policy,
+                        kept_previous = r.kept_previous,
+                        errors = %rampart_policy::ErrorList(&r.errors),
+                        "policy rejected"
+                    );
+                }
                 Ok(())
             }
             Err(errors) => Err(errors
@@ -393,6 +421,43 @@ impl State {
                 .collect::<Vec<_>>()
                 .join("; ")),
         }
+    }
+
+    /// The `Ready` condition each policy should show, where it differs from
+    /// what was last written: `(kind, namespace, name, label, ready, message)`.
+    fn status_updates(&self) -> Vec<(String, String, String, String, bool, String)> {
+        let mut out = Vec::new();
+        for ((kind, ns, name), doc) in &self.policies {
+            let Some(label) = rampart_policy::policy_label(doc) else {
+                continue;
+            };
+            let (ready, message) = match self.rejected.get(&label) {
+                Some(r) => (
+                    false,
+                    format!(
+                        "{}{}",
+                        rampart_policy::ErrorList(&r.errors),
+                        if r.kept_previous {
+                            "; the previous version stays in force"
+                        } else {
+                            "; the policy is not in force"
+                        }
+                    ),
+                ),
+                None => (true, "compiled and in force".to_owned()),
+            };
+            if self.status_written.get(&label) != Some(&(ready, message.clone())) {
+                out.push((
+                    kind.clone(),
+                    ns.clone(),
+                    name.clone(),
+                    label,
+                    ready,
+                    message,
+                ));
+            }
+        }
+        out
     }
 }
 
@@ -669,7 +734,7 @@ async fn flush(
     recorder: &Recorder,
     leader: bool,
 ) -> Result<()> {
-    let (reports, events) = {
+    let (reports, events, statuses) = {
         let mut st = lock(state);
         // Until every policy kind has been listed once, a compile would hand
         // out a partial set: wait.
@@ -705,6 +770,11 @@ async fn flush(
         }
         if !leader {
             return Ok(());
+        }
+        let statuses = st.status_updates();
+        for (_, _, _, label, ready, message) in &statuses {
+            st.status_written
+                .insert(label.clone(), (*ready, message.clone()));
         }
         let dirty = std::mem::take(&mut st.dirty);
         let now = jiff::Timestamp::now();
@@ -785,7 +855,7 @@ async fn flush(
                 st.last_event.insert(key, instant);
             }
         }
-        (reports, events)
+        (reports, events, statuses)
     };
     let mut failed = Vec::new();
     for (scope, report) in &reports {
@@ -804,6 +874,80 @@ async fn flush(
             reason: "PolicyViolation".into(),
             note: Some(note),
             action: "Audit".into(),
+            secondary: None,
+        };
+        if let Err(e) = recorder.publish(&event, &reference).await {
+            tracing::debug!(error = %e, "publishing an event");
+        }
+    }
+    for (kind, ns, name, label, ready, message) in statuses {
+        if let Err(e) =
+            report_policy_status(client, recorder, &kind, &ns, &name, ready, &message).await
+        {
+            tracing::warn!(policy = %label, error = %format!("{e:#}"), "writing a policy's status");
+            lock(state).status_written.remove(&label);
+        }
+    }
+    Ok(())
+}
+
+/// Writes a policy's `Ready` condition and, when it does not compile, a
+/// Warning Event on it.
+async fn report_policy_status(
+    client: &kube::Client,
+    recorder: &Recorder,
+    kind: &str,
+    namespace: &str,
+    name: &str,
+    ready: bool,
+    message: &str,
+) -> Result<()> {
+    let plural = rampart_core::kinds::resource_of(rampart_policy::crd::GROUP, kind);
+    let ar = api_resource(
+        rampart_policy::crd::GROUP,
+        rampart_policy::crd::VERSION,
+        kind,
+        &plural,
+    );
+    let api: Api<DynamicObject> = if namespace.is_empty() {
+        Api::all_with(client.clone(), &ar)
+    } else {
+        Api::namespaced_with(client.clone(), namespace, &ar)
+    };
+    let Some(current) = api.get_opt(name).await? else {
+        return Ok(());
+    };
+    let condition = serde_json::json!({
+        "type": "Ready",
+        "status": if ready { "True" } else { "False" },
+        "reason": if ready { "Compiled" } else { "CompileError" },
+        "message": message,
+        "observedGeneration": current.metadata.generation,
+        "lastTransitionTime": jiff::Timestamp::now().to_string(),
+    });
+    let patch = serde_json::json!({"status": {"conditions": [condition]}});
+    api.patch_status(
+        name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await
+    .with_context(|| format!("patching the status of {kind} {name}"))?;
+    if !ready {
+        let reference = ObjectReference {
+            api_version: Some(rampart_policy::crd::API_VERSION.to_owned()),
+            kind: Some(kind.to_owned()),
+            name: Some(name.to_owned()),
+            namespace: (!namespace.is_empty()).then(|| namespace.to_owned()),
+            uid: current.metadata.uid.clone(),
+            resource_version: current.metadata.resource_version.clone(),
+            ..ObjectReference::default()
+        };
+        let event = Event {
+            type_: EventType::Warning,
+            reason: "PolicyRejected".into(),
+            note: Some(message.chars().take(1000).collect()),
+            action: "Compile".into(),
             secondary: None,
         };
         if let Err(e) = recorder.publish(&event, &reference).await {

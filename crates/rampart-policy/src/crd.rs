@@ -37,6 +37,7 @@ pub const API_VERSION: &str = "rampart.dev/v1alpha1";
     shortname = "rpol",
     derive = "PartialEq",
     derive = "Default",
+    status = "PolicyStatus",
     doc = "A namespaced Rampart policy: applies only to objects in its own namespace."
 )]
 #[serde(rename_all = "camelCase")]
@@ -106,11 +107,23 @@ pub struct PolicySpec {
     shortname = "rcpol",
     derive = "PartialEq",
     derive = "Default",
+    status = "PolicyStatus",
     doc = "A cluster-wide Rampart policy."
 )]
 pub struct ClusterPolicySpec {
     #[serde(flatten)]
     pub spec: PolicySpec,
+}
+
+/// What the controller reports about a policy.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyStatus {
+    /// `Ready`: `True` when the policy's current version compiled and is in
+    /// force; `False` with reason `CompileError` and the errors when it does
+    /// not compile (its previous version, if any, stays in force).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
 }
 
 /// Severity of a policy's findings.

@@ -48,15 +48,15 @@ mod store;
 pub mod testing;
 
 pub use crd::{
-    ClusterPolicy, ClusterPolicySpec, FailurePolicy, Operation, Policy, PolicySpec, Reason,
-    ValidationAction, crds_yaml, default_builtin_policy,
+    ClusterPolicy, ClusterPolicySpec, FailurePolicy, Operation, Policy, PolicySpec, PolicyStatus,
+    Reason, ValidationAction, crds_yaml, default_builtin_policy,
 };
 pub use decision::{Actions, AppliedPatch, Decision, Evaluation, Outcome, PolicyId, PolicyKind};
 pub use error::{ErrorList, PolicyError};
 pub use last_good::{Compiled, LastGood, Rejected};
 pub use load::{LoadStats, load_policy_paths, read_documents};
 pub use request::{GroupVersionKind, GroupVersionResource, Request, RequestError, UserInfo};
-pub use set::{CompileOptions, Document, PolicySet, RequestKey};
+pub use set::{CompileOptions, Document, PolicySet, RequestKey, policy_label};
 pub use store::{PolicyStore, ReloadSummary};
 
 /// Whether a document is a policy document (ClusterPolicy, Policy,

@@ -440,7 +440,7 @@ impl PolicySet {
 
 /// The label errors give a policy document (`ClusterPolicy "name"`,
 /// `Policy "ns/name"`), or `None` for a document that is not a policy.
-pub(crate) fn policy_label(doc: &Value) -> Option<String> {
+pub fn policy_label(doc: &Value) -> Option<String> {
     let kind = doc.get("kind")?.as_str()?;
     let meta = doc.get("metadata");
     let name = meta?.get("name")?.as_str()?;

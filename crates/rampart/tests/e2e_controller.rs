@@ -597,3 +597,134 @@ spec:
     );
     controller.terminate();
 }
+
+fn ready_condition(policy: &str) -> Option<Value> {
+    let out = kubectl(&["get", "clusterpolicy", policy, "-o", "json"]);
+    if !out.status.success() {
+        return None;
+    }
+    let p: Value = serde_json::from_slice(&out.stdout).unwrap();
+    p["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .cloned()
+}
+
+const NO_PASSWORDS: &str = r#"apiVersion: rampart.dev/v1alpha1
+kind: ClusterPolicy
+metadata:
+  name: e2e-no-passwords-kept
+spec:
+  matchConstraints:
+    kinds: ["ConfigMap"]
+    namespaceSelector:
+      matchLabels: {rampart-e2e/last-good: "on"}
+  validations:
+  - name: no-password-key
+    expression: "!has(object.data) || !('password' in object.data)"
+    message: ConfigMaps must not hold passwords
+"#;
+
+#[test]
+#[ignore = "needs a control plane: run e2e/run.sh"]
+fn a_policy_update_that_does_not_compile_is_reported_and_the_previous_version_audits() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    ensure_namespace("rampart-system");
+    let ns = fresh_namespace("e2e-last-good");
+    kubectl_ok(&["label", "namespace", &ns, "rampart-e2e/last-good=on"]);
+    kubectl_ok(&[
+        "create",
+        "configmap",
+        "leaky",
+        "-n",
+        &ns,
+        "--from-literal=password=x",
+    ]);
+    kubectl_ok(&[
+        "create",
+        "configmap",
+        "fine",
+        "-n",
+        &ns,
+        "--from-literal=colour=blue",
+    ]);
+    let _policy = Cleanup(|| {
+        let _ = kubectl(&[
+            "delete",
+            "clusterpolicy",
+            "e2e-no-passwords-kept",
+            "--ignore-not-found",
+        ]);
+    });
+    let lease = unique("e2e-last-good");
+    let mut controller = Proc::start(
+        "controller",
+        &controller_args(&lease, &["--no-events"]),
+        tmp.path(),
+    );
+    wait_until(Duration::from_secs(60), "the ClusterPolicy CRD", || {
+        kubectl(&["get", "crd", "clusterpolicies.rampart.dev"])
+            .status
+            .success()
+    });
+    apply(NO_PASSWORDS);
+    wait_until(Duration::from_secs(60), "the ConfigMaps' results", || {
+        summary(&ns) == Some((1, 1))
+    });
+    wait_until(Duration::from_secs(60), "the policy to be Ready", || {
+        ready_condition("e2e-no-passwords-kept").is_some_and(|c| c["status"] == "True")
+    });
+
+    // A broken update: the status says why, an Event is raised on the
+    // policy, and the previous version goes on auditing.
+    apply(&NO_PASSWORDS.replace(
+        "!has(object.data) || !('password' in object.data)",
+        "!has(object.data) ||",
+    ));
+    wait_until(Duration::from_secs(60), "the Ready=False condition", || {
+        ready_condition("e2e-no-passwords-kept").is_some_and(|c| c["status"] == "False")
+    });
+    let c = ready_condition("e2e-no-passwords-kept").unwrap();
+    assert_eq!(c["reason"], "CompileError", "{c}");
+    let message = c["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("spec.validations[0].expression"),
+        "{message}"
+    );
+    assert!(
+        message.contains("the previous version stays in force"),
+        "{message}"
+    );
+    wait_until(Duration::from_secs(30), "the PolicyRejected Event", || {
+        let events = get_json(&["get", "events.events.k8s.io", "-A", "-o", "json"]);
+        events["items"].as_array().is_some_and(|items| {
+            items.iter().any(|e| {
+                e["reason"] == "PolicyRejected" && e["regarding"]["name"] == "e2e-no-passwords-kept"
+            })
+        })
+    });
+    kubectl_ok(&[
+        "create",
+        "configmap",
+        "leaky-too",
+        "-n",
+        &ns,
+        "--from-literal=password=y",
+    ]);
+    wait_until(
+        Duration::from_secs(60),
+        "the previous version to audit a new ConfigMap",
+        || summary(&ns) == Some((1, 2)),
+    );
+
+    // Fixed: Ready again.
+    apply(&NO_PASSWORDS.replace("ConfigMaps must not hold passwords", "no passwords, please"));
+    wait_until(
+        Duration::from_secs(60),
+        "the policy to be Ready again",
+        || ready_condition("e2e-no-passwords-kept").is_some_and(|c| c["status"] == "True"),
+    );
+    controller.terminate();
+}

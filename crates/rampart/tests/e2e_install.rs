@@ -98,6 +98,18 @@ fn install_manifests_apply_and_grant_least_privilege() {
         &["watch", "deployments.apps", "--all-namespaces"],
         &["list", "clusterroles"],
         &["list", "clusterpolicies.rampart.dev"],
+        &[
+            "patch",
+            "clusterpolicies.rampart.dev",
+            "--subresource=status",
+        ],
+        &[
+            "patch",
+            "policies.rampart.dev",
+            "--subresource=status",
+            "-n",
+            "default",
+        ],
         &["create", "policyreports.wgpolicyk8s.io", "-n", "default"],
         &["patch", "clusterpolicyreports.wgpolicyk8s.io"],
         &["create", "events", "-n", "default"],
