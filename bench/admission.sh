@@ -2,7 +2,7 @@
 # Benchmark of `rampart serve`: a release server with the full Pod Security
 # Standards (restricted, enforce+warn+audit), every best-practice rule (warn),
 # image rules, exec protection and all mutations, driven by the hyper+rustls
-# load generator (crates/rampart-admission/examples/loadgen.rs) over TLS with
+# load generator (crates/rampart-webhook/examples/loadgen.rs) over TLS with
 # keep-alive, at 1, 10 and 100 connections. A fresh server per level, so
 # peak RSS (VmHWM) is per level. Server-side latency comes from the server's
 # own histogram (rampart_admission_request_duration_seconds).
@@ -21,7 +21,7 @@ PORT=${PORT:-18443}
 METRICS_PORT=${METRICS_PORT:-19090}
 
 cargo build --release -q -p rampart
-cargo build --release -q -p rampart-admission --features test-support --example loadgen
+cargo build --release -q -p rampart-webhook --features test-support --example loadgen
 RAMPART=target/release/rampart
 LOADGEN=target/release/examples/loadgen
 

@@ -17,20 +17,12 @@ pub mod config;
 pub mod decision;
 pub mod duration;
 pub mod glob;
-pub mod log;
 pub mod lookup;
 pub mod metrics;
 pub mod policy;
-pub mod reload;
 pub mod review;
-pub mod server;
-pub mod tls;
 pub mod webhook_config;
-
-#[cfg(feature = "test-support")]
-pub mod testing;
 
 pub use config::Config;
 pub use decision::{Decision, Mode};
 pub use policy::PolicySet;
-pub use server::{OnTimeout, ServeOptions, run, serve};

@@ -1,4 +1,4 @@
-//! `rampart controller`: the in-cluster controller (see `rampart_cluster::controller`).
+//! `rampart controller`: the in-cluster controller (see `rampart_controller::controller`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 use rampart_admission::webhook_config::FailurePolicy;
-use rampart_cluster::controller::{Options, WebhookOptions, default_identity};
+use rampart_controller::controller::{Options, WebhookOptions, default_identity};
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     rampart_admission::duration::parse(s)
@@ -102,7 +102,7 @@ pub struct ControllerArgs {
 }
 
 pub fn run(args: ControllerArgs) -> Result<u8> {
-    rampart_cluster::init_logging(&args.log);
+    rampart_controller::init_logging(&args.log);
     let webhook = args.manage_webhook.then(|| WebhookOptions {
         name: args.webhook_name.clone(),
         service_name: args.webhook_service.clone(),
@@ -139,9 +139,9 @@ pub fn run(args: ControllerArgs) -> Result<u8> {
         webhook,
     };
     let kubeconfig = args.kubeconfig;
-    rampart_cluster::block_on(async move {
-        let client = rampart_cluster::client(kubeconfig.as_deref()).await?;
-        rampart_cluster::controller::run(client, opts).await
+    rampart_controller::block_on(async move {
+        let client = rampart_controller::client(kubeconfig.as_deref()).await?;
+        rampart_controller::controller::run(client, opts).await
     })??;
     Ok(0)
 }

@@ -1,11 +1,11 @@
 //! `rampart install`: the Helm chart's templates rendered with its values
-//! (see `rampart_cluster::manifests`), printed or applied.
+//! (see `rampart_controller::manifests`), printed or applied.
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use rampart_cluster::manifests::{RenderContext, install_objects, to_yaml};
+use rampart_controller::manifests::{RenderContext, install_objects, to_yaml};
 
 /// Installs Rampart (Namespace, CRDs, RBAC, the controller and webhook Deployments, Services,
 /// PodDisruptionBudgets) by server-side apply, or prints the manifests with --dry-run.
@@ -35,10 +35,10 @@ pub fn run(args: &InstallArgs) -> Result<u8> {
         print!("{}", to_yaml(&objects)?);
         return Ok(0);
     }
-    rampart_cluster::block_on(async {
-        let client = rampart_cluster::client(args.kubeconfig.as_deref()).await?;
+    rampart_controller::block_on(async {
+        let client = rampart_controller::client(args.kubeconfig.as_deref()).await?;
         for obj in &objects {
-            rampart_cluster::apply::apply(&client, obj).await?;
+            rampart_controller::apply::apply(&client, obj).await?;
             println!(
                 "{}/{} applied",
                 obj["kind"]

@@ -35,13 +35,13 @@ pub fn run(args: &InventoryArgs) -> Result<u8> {
         .map(regex::Regex::new)
         .transpose()
         .context("--image")?;
-    let entries = rampart_cluster::block_on(async {
-        let client = rampart_cluster::client(args.kubeconfig.as_deref()).await?;
-        rampart_cluster::inventory::collect(&client, args.namespace.as_deref(), filter.as_ref())
+    let entries = rampart_controller::block_on(async {
+        let client = rampart_controller::client(args.kubeconfig.as_deref()).await?;
+        rampart_controller::inventory::collect(&client, args.namespace.as_deref(), filter.as_ref())
             .await
     })??;
     match args.output {
-        InventoryFormat::Table => print!("{}", rampart_cluster::inventory::table(&entries)),
+        InventoryFormat::Table => print!("{}", rampart_controller::inventory::table(&entries)),
         InventoryFormat::Json => println!("{}", serde_json::to_string_pretty(&entries)?),
     }
     Ok(0)

@@ -11,12 +11,12 @@ use rampart_admission::config::Config;
 use rampart_admission::metrics::Metrics;
 use rampart_admission::policy::user::UserPolicies;
 use rampart_admission::policy::{PolicySet, PolicySource};
-use rampart_admission::server::ClusterOptions;
-use rampart_admission::tls::TlsFiles;
 use rampart_admission::webhook_config::{
     ClientConfig, FailurePolicy, WebhookConfigOptions, render,
 };
-use rampart_admission::{OnTimeout, ServeOptions};
+use rampart_webhook::server::ClusterOptions;
+use rampart_webhook::tls::TlsFiles;
+use rampart_webhook::{OnTimeout, ServeOptions};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum OnTimeoutArg {
@@ -173,7 +173,7 @@ pub fn run(args: ServeArgs) -> Result<u8> {
         read_through_timeout: args.read_through_timeout,
         debug_watch_lag: args.debug_watch_lag,
     });
-    rampart_admission::run(opts)?;
+    rampart_webhook::run(opts)?;
     Ok(0)
 }
 

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rampart_admission::testing::{
+use rampart_webhook::testing::{
     Client, Pki, Review, base64, client_config, client_config_versions, deployment, h2_post,
     http_get, patched, pod, restricted_pod, rustls,
 };
@@ -661,7 +661,7 @@ fn bad_input_gets_clear_errors() {
     // Too large by Content-Length: refused before the body is sent.
     let mut t = raw_tls(&s);
     write!(t, "POST /validate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", 3 * 1024 * 1024 + 1).unwrap();
-    let r = rampart_admission::testing::read_response(&mut t).unwrap();
+    let r = rampart_webhook::testing::read_response(&mut t).unwrap();
     assert_eq!(r.status, 413, "{}", r.text());
     assert!(r.text().contains("over the limit of 3145728 bytes"));
     // Too large without Content-Length (chunked): refused while reading.
@@ -677,7 +677,7 @@ fn bad_input_gets_clear_errors() {
         }
     }
     let _ = t.write_all(b"0\r\n\r\n");
-    let r = rampart_admission::testing::read_response(&mut t).unwrap();
+    let r = rampart_webhook::testing::read_response(&mut t).unwrap();
     assert_eq!(r.status, 413);
 
     let (code, text) = status(&mut c, b"{not json");
@@ -758,7 +758,7 @@ fn slow_clients_are_cut_off() {
     let mut t = raw_tls(&s);
     write!(t, "POST /validate?timeout=1s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"apiVersion\"").unwrap();
     let start = Instant::now();
-    let r = rampart_admission::testing::read_response(&mut t).unwrap();
+    let r = rampart_webhook::testing::read_response(&mut t).unwrap();
     assert_eq!(r.status, 408, "{}", r.text());
     assert!(start.elapsed() < Duration::from_secs(3));
 }

@@ -29,10 +29,12 @@ fn kubectl_talks_to_the_api_server() {
 #[test]
 #[ignore = "needs a control plane: run e2e/run.sh"]
 fn kube_rs_talks_to_the_api_server() {
-    rampart_cluster::install_crypto_provider();
+    rampart_controller::install_crypto_provider();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let client = rampart_cluster::client(Some(&kubeconfig())).await.unwrap();
+        let client = rampart_controller::client(Some(&kubeconfig()))
+            .await
+            .unwrap();
         let namespaces: Api<Namespace> = Api::all(client.clone());
         let list = namespaces.list(&ListParams::default()).await.unwrap();
         assert!(

@@ -396,10 +396,10 @@ fn controller_manages_webhook_certificates_and_configuration() {
     fourth.terminate();
 
     // cert-manager: the Secret is left alone and its ca.crt is the bundle.
-    let pki = rampart_admission::testing::Pki::new(tmp.path()).unwrap();
-    use rampart_admission::testing::base64::Engine as _;
+    let pki = rampart_webhook::testing::Pki::new(tmp.path()).unwrap();
+    use rampart_webhook::testing::base64::Engine as _;
     let external_ca =
-        rampart_admission::testing::base64::engine::general_purpose::STANDARD.encode(&pki.ca_pem);
+        rampart_webhook::testing::base64::engine::general_purpose::STANDARD.encode(&pki.ca_pem);
     kubectl_ok(&[
         "patch",
         "secret",

@@ -24,7 +24,7 @@ const UNKNOWN_POD: &str = "not in Rampart's pod cache";
 fn the_webhook_judges_objects_created_a_moment_ago() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let pki = rampart_admission::testing::Pki::new(dir).unwrap();
+    let pki = rampart_webhook::testing::Pki::new(dir).unwrap();
     let config = dir.join("config.yaml");
     std::fs::write(&config, "bestPractices: {mode: off}\n").unwrap();
 

@@ -177,7 +177,7 @@ fn broken_ceiling() -> String {
 /// caches listed and its policies compiled).
 fn start_cluster_serve(
     dir: &std::path::Path,
-    pki: &rampart_admission::testing::Pki,
+    pki: &rampart_webhook::testing::Pki,
     extra: &[&str],
 ) -> (Proc, String) {
     let mut args = vec!["--cluster"];
@@ -238,7 +238,7 @@ fn cluster_policies_reach_the_webhook_and_broken_ones_do_not() {
     std::fs::create_dir_all(&policy_dir).unwrap();
     std::fs::write(policy_dir.join("policies.yaml"), ceiling(3)).unwrap();
 
-    let pki = rampart_admission::testing::Pki::new(dir).unwrap();
+    let pki = rampart_webhook::testing::Pki::new(dir).unwrap();
     let config = dir.join("config.yaml");
     std::fs::write(
         &config,

@@ -19,7 +19,7 @@ fn webhook_denies_admits_mutates_and_fails_closed() {
     let dir = tmp.path();
     let ns = fresh_namespace("e2e-webhook");
     let exec_ns = fresh_namespace("e2e-exec");
-    let pki = rampart_admission::testing::Pki::new(dir).unwrap();
+    let pki = rampart_webhook::testing::Pki::new(dir).unwrap();
 
     // Rampart's own Pod Security defaults (baseline) rather than namespace
     // labels, so the denial is Rampart's and not the API server's PodSecurity

@@ -8,7 +8,7 @@
 //!
 //! Built-in rules come from the [`Config`]; more come from [`PolicySource`]s
 //! (user CEL policies plug in here). A set is immutable: reloading builds a
-//! new one and swaps it in atomically (see [`crate::reload`]).
+//! new one and swaps it in atomically (the webhook's `reload`).
 
 pub mod exec;
 pub mod images;

@@ -15,7 +15,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Result, anyhow};
-use rampart_kube::PolicyWatch;
 use rampart_policy::{
     CompileOptions, GroupVersionKind, GroupVersionResource, PolicySet as CompiledPolicies, Request,
     RequestKey, UserInfo, ValidationAction,
@@ -84,32 +83,10 @@ impl PolicySource for UserPolicies {
     }
 }
 
-/// The cluster's policies, compiled live by a [`PolicyWatch`]
-/// (`rampart serve --cluster`); the server reloads when it publishes a new set.
-pub struct ClusterPolicies(pub Arc<PolicyWatch>);
-
-impl PolicySource for ClusterPolicies {
-    fn name(&self) -> &'static str {
-        "cluster-policies"
-    }
-
-    fn watched_paths(&self) -> Vec<PathBuf> {
-        Vec::new()
-    }
-
-    fn ready(&self) -> bool {
-        self.0.is_ready()
-    }
-
-    fn load(&self, metrics: &Metrics) -> Result<SourceRules> {
-        Ok(rules_for(self.0.current(), metrics))
-    }
-}
-
 /// The webhook rules of a compiled set: one validating rule and, when some
 /// policy mutates, one mutating rule, indexed under the request classes the
 /// policies match.
-fn rules_for(set: Arc<CompiledPolicies>, metrics: &Metrics) -> SourceRules {
+pub fn rules_for(set: Arc<CompiledPolicies>, metrics: &Metrics) -> SourceRules {
     let matches = matches_of(&set);
     let mut rules = SourceRules::default();
     if matches.is_empty() {

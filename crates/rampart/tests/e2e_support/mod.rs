@@ -152,7 +152,7 @@ pub fn wait_for_port(port: u16, timeout: Duration) {
 /// and `extra` flags, started and listening; returns it and its address.
 pub fn start_serve(
     dir: &Path,
-    pki: &rampart_admission::testing::Pki,
+    pki: &rampart_webhook::testing::Pki,
     extra: &[&str],
 ) -> (Proc, String) {
     let port = free_port();

@@ -18,7 +18,7 @@ use serde::Serialize;
 use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
-use crate::decision::Hit;
+use rampart_admission::decision::Hit;
 
 /// Keeps the log writer alive; flush happens when it drops.
 pub struct LogGuard {

@@ -24,9 +24,7 @@ use anyhow::{Context, Result, bail};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use rampart_admission::testing::{
-    Review, client_config, deployment, http_get, pod, restricted_pod,
-};
+use rampart_webhook::testing::{Review, client_config, deployment, http_get, pod, restricted_pod};
 use serde_json::{Value, json};
 
 struct Args {
@@ -253,12 +251,12 @@ fn quantile(sorted: &[u32], q: f64) -> u32 {
 }
 
 fn main() -> Result<()> {
-    rampart_admission::tls::install_provider();
+    rampart_webhook::tls::install_provider();
     // `loadgen pki DIR`: write a CA and a server certificate for the benchmark.
     let argv: Vec<String> = std::env::args().collect();
     if argv.get(1).map(String::as_str) == Some("pki") {
         let dir = argv.get(2).context("pki DIR")?;
-        rampart_admission::testing::Pki::new(std::path::Path::new(dir))?;
+        rampart_webhook::testing::Pki::new(std::path::Path::new(dir))?;
         return Ok(());
     }
     let args = Arc::new(parse_args()?);

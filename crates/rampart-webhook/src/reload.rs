@@ -17,8 +17,8 @@ use anyhow::Result;
 use tokio::sync::watch;
 use tracing::{error, info};
 
-use crate::lookup::{StaticNamespaces, StaticPods};
 use crate::server::{AppState, Lookups};
+use rampart_admission::lookup::{StaticNamespaces, StaticPods};
 
 /// What identifies one version of a file.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -57,15 +57,17 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tracing::{debug, error, info, warn};
 
-use crate::config::Config;
-use crate::decision::Decision;
 use crate::log::{DecisionLog, DecisionRecord, Timestamp};
-use crate::lookup::{NamespaceLookup, PodLookup, StaticNamespaces, StaticPods};
-use crate::metrics::{Endpoint, Metrics, Outcome};
-use crate::policy::{Env, PolicySet, PolicySource, Verdict};
-use crate::review::Operation;
-use crate::review::{AdmissionRequest, AdmissionResponse, Status, parse_request, render_response};
 use crate::tls::TlsFiles;
+use rampart_admission::config::Config;
+use rampart_admission::decision::Decision;
+use rampart_admission::lookup::{NamespaceLookup, PodLookup, StaticNamespaces, StaticPods};
+use rampart_admission::metrics::{Endpoint, Metrics, Outcome};
+use rampart_admission::policy::{Env, PolicySet, PolicySource, Verdict};
+use rampart_admission::review::Operation;
+use rampart_admission::review::{
+    AdmissionRequest, AdmissionResponse, Status, parse_request, render_response,
+};
 use rampart_kube::{ClusterLookups, PolicyWatch, PolicyWatchOptions};
 
 /// What to answer when evaluation overruns its deadline.
@@ -253,9 +255,9 @@ pub fn run(opts: ServeOptions) -> Result<()> {
             let sources: Vec<Arc<dyn PolicySource>> = if opts.policies.is_empty() {
                 Vec::new()
             } else {
-                vec![Arc::new(crate::policy::user::UserPolicies::new(
-                    opts.policies.clone(),
-                ))]
+                vec![Arc::new(
+                    rampart_admission::policy::user::UserPolicies::new(opts.policies.clone()),
+                )]
             };
             serve(opts, sources).await
         })
@@ -287,7 +289,7 @@ async fn serve_inner(
                 .await
                 .context("connecting to the cluster (--cluster)")?;
             let watch = PolicyWatch::start(client.clone(), PolicyWatchOptions::default());
-            sources.push(Arc::new(crate::policy::user::ClusterPolicies(
+            sources.push(Arc::new(crate::cluster_policies::ClusterPolicies(
                 watch.clone(),
             )));
             policy_watch = Some(watch);
@@ -532,7 +534,7 @@ fn plain(code: StatusCode, message: String) -> Response {
 
 /// The budget for one review: the API server's timeout less a margin, capped.
 fn budget(query: Option<&str>, cap: Duration) -> Duration {
-    let api = crate::review::timeout_from_query(query)
+    let api = rampart_admission::review::timeout_from_query(query)
         .unwrap_or(DEFAULT_API_TIMEOUT)
         .clamp(Duration::from_millis(100), Duration::from_secs(30));
     let margin = (api / 5).min(Duration::from_secs(1));
