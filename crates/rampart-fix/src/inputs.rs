@@ -1,7 +1,8 @@
 //! Finding the files to fix and reading them, with the rules of `rampart
-//! scan`: directories recursively (`*.yaml`, `*.yml`, `*.json`, sorted,
-//! hidden entries skipped), `-` for standard input, a size limit checked
-//! before reading. Files must be UTF-8: a file that is not is never rewritten.
+//! scan` (the manifest loader's own walk: directories recursively, `*.yaml`,
+//! `*.yml`, `*.json`, sorted, hidden entries skipped), `-` for standard
+//! input, a size limit checked before reading. Files must be UTF-8: a file
+//! that is not is never rewritten.
 
 use std::fs::File;
 use std::io::Read;
@@ -18,8 +19,6 @@ pub enum Input {
     Stdin,
 }
 
-const EXTENSIONS: &[&str] = &["yaml", "yml", "json"];
-
 /// The files named by `paths`, in order, each once, and the paths that
 /// could not be listed.
 pub fn expand<P: AsRef<Path>>(paths: &[P]) -> (Vec<Input>, Vec<InputIssue>) {
@@ -33,14 +32,10 @@ pub fn expand<P: AsRef<Path>>(paths: &[P]) -> (Vec<Input>, Vec<InputIssue>) {
             }
             continue;
         }
-        match std::fs::metadata(path) {
-            Err(e) => issues.push(InputIssue::new(
-                IssueKind::Io,
-                path.display().to_string(),
-                format!("cannot read: {e}"),
-            )),
-            Ok(meta) if meta.is_dir() => walk(path, &mut inputs, &mut issues),
-            Ok(_) => push_file(&mut inputs, path.to_owned()),
+        let (files, failed) = rampart_manifest::list_manifest_files(path);
+        issues.extend(failed);
+        for file in files {
+            push_file(&mut inputs, file);
         }
     }
     (inputs, issues)
@@ -54,39 +49,6 @@ fn push_file(inputs: &mut Vec<Input>, path: PathBuf) {
     });
     if !seen {
         inputs.push(Input::File(path));
-    }
-}
-
-fn walk(root: &Path, inputs: &mut Vec<Input>, issues: &mut Vec<InputIssue>) {
-    let hidden =
-        |e: &walkdir::DirEntry| e.depth() > 0 && e.file_name().as_encoded_bytes().starts_with(b".");
-    for entry in walkdir::WalkDir::new(root)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(|e| !hidden(e))
-    {
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(e) => {
-                let name = e.path().unwrap_or(root).display().to_string();
-                issues.push(InputIssue::new(
-                    IssueKind::Io,
-                    name,
-                    format!("cannot read: {e}"),
-                ));
-                continue;
-            }
-        };
-        let wanted = entry
-            .path()
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| EXTENSIONS.contains(&e));
-        let is_file = entry.file_type().is_file()
-            || (entry.path_is_symlink() && entry.path().metadata().is_ok_and(|m| m.is_file()));
-        if wanted && is_file {
-            push_file(inputs, entry.into_path());
-        }
     }
 }
 

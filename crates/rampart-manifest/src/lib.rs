@@ -46,6 +46,6 @@ mod parse;
 mod split;
 
 pub use error::{InputIssue, IssueKind};
-pub use load::{Limits, LoadResult, Loader, manifest_files};
+pub use load::{Limits, LoadResult, Loader, list_manifest_files, manifest_files};
 pub use locate::{LineIndex, Position};
 pub use parse::{Manifest, Source, parse_source};

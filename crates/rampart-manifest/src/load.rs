@@ -194,15 +194,25 @@ impl Loader {
 /// nothing for `-` or a path that cannot be read. For watching inputs for
 /// changes without reading them.
 pub fn manifest_files(path: &Path) -> Vec<PathBuf> {
+    list_manifest_files(path).0
+}
+
+/// [`manifest_files`], with what could not be listed (a missing path, an
+/// unreadable directory) as issues: the one walk `rampart scan` and
+/// `rampart fix` share.
+pub fn list_manifest_files(path: &Path) -> (Vec<PathBuf>, Vec<InputIssue>) {
     let mut inputs = Vec::new();
     expand(path, &mut inputs);
-    inputs
-        .into_iter()
-        .filter_map(|i| match i {
-            Input::File(path) => Some(path),
-            Input::Stdin | Input::Failed(_) => None,
-        })
-        .collect()
+    let mut files = Vec::new();
+    let mut issues = Vec::new();
+    for input in inputs {
+        match input {
+            Input::File(path) => files.push(path),
+            Input::Failed(issue) => issues.push(issue),
+            Input::Stdin => {}
+        }
+    }
+    (files, issues)
 }
 
 /// Lists what to read for one input, in order.
