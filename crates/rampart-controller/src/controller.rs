@@ -37,6 +37,7 @@ use kube::runtime::watcher;
 use kube_lease_manager::LeaseManagerBuilder;
 use rampart_admission::webhook_config::{ClientConfig, FailurePolicy, WebhookConfigOptions};
 use rampart_core::object::group_of;
+use rampart_kube::POLICY_KINDS;
 use rampart_policy::{LastGood, PolicySet, Rejected};
 use serde_json::Value;
 
@@ -50,17 +51,6 @@ const OTHER_AUDITED_KINDS: &[(&str, &str)] = &[
     ("rbac.authorization.k8s.io", "RoleBinding"),
     ("rbac.authorization.k8s.io", "ClusterRole"),
     ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
-];
-
-/// The policy kinds watched.
-const POLICY_KINDS: &[(&str, &str, &str, &str)] = &[
-    (
-        "rampart.dev",
-        "v1alpha1",
-        "ClusterPolicy",
-        "clusterpolicies",
-    ),
-    ("rampart.dev", "v1alpha1", "Policy", "policies"),
 ];
 
 /// Webhook management (`--manage-webhook`).

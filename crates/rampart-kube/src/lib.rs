@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 pub use cache::ObjectCache;
 pub use lookups::{ClusterLookups, exec_view_of_pod};
-pub use policies::{PolicyWatch, PolicyWatchOptions};
+pub use policies::{POLICY_KINDS, PolicyWatch, PolicyWatchOptions};
 
 /// What can go wrong reaching the API server.
 #[derive(Debug, thiserror::Error)]

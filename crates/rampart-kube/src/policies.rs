@@ -23,7 +23,7 @@ use crate::ObjectCache;
 /// The policy kinds watched: `(group, version, kind, plural)`. Native
 /// ValidatingAdmissionPolicies are the API server's to enforce; the
 /// webhook does not run them a second time.
-const POLICY_KINDS: &[(&str, &str, &str, &str)] = &[
+pub const POLICY_KINDS: &[(&str, &str, &str, &str)] = &[
     (
         "rampart.dev",
         "v1alpha1",
