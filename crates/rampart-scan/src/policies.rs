@@ -1,4 +1,4 @@
-//! `rampart scan --policy`: user policies evaluated next to the built-in checks.
+//! User policies (`rampart scan --policy`) evaluated next to the built-in checks.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -17,7 +17,7 @@ pub struct ScanPolicies {
 }
 
 /// Reads and compiles `--policy` paths; `Ok(None)` when there are none.
-/// Errors are printed, one per line, and mean exit code 2.
+/// The error lists every problem, one per line.
 pub fn load(paths: &[PathBuf]) -> Result<Option<ScanPolicies>, String> {
     if paths.is_empty() {
         return Ok(None);
@@ -34,9 +34,6 @@ pub fn load(paths: &[PathBuf]) -> Result<Option<ScanPolicies>, String> {
             }
             text
         })?;
-    for w in set.warnings() {
-        eprintln!("rampart: warning: {w}");
-    }
     Ok(Some(ScanPolicies {
         set,
         extra_rules: Mutex::new(BTreeMap::new()),
@@ -44,6 +41,11 @@ pub fn load(paths: &[PathBuf]) -> Result<Option<ScanPolicies>, String> {
 }
 
 impl ScanPolicies {
+    /// What the compiler warns about (the policies still compiled).
+    pub fn warnings(&self) -> &[String] {
+        self.set.warnings()
+    }
+
     /// Findings of the policies on one object, evaluated as its CREATE request.
     pub fn object_findings(
         &self,

@@ -13,8 +13,9 @@ use rampart_manifest::{InputIssue, Limits};
 use serde_json::{Value, json};
 
 use crate::cli::CheckSelection;
-use crate::scan::build_engine;
+use crate::scan::scan_config;
 use crate::{EXIT_ERROR, EXIT_FINDINGS};
+use rampart_scan::build_engine;
 
 #[derive(Args, Debug)]
 #[command(after_help = "\
@@ -88,7 +89,7 @@ fn usage_error(message: impl std::fmt::Display) -> Result<u8> {
 pub fn run(args: &FixArgs) -> Result<u8> {
     // The engine, limited to --check.
     let mut selection = args.selection.clone();
-    let catalog: Vec<String> = build_engine(&selection)
+    let catalog: Vec<String> = build_engine(&scan_config(&selection))
         .catalog()
         .map(|m| m.id.to_string())
         .collect();
@@ -102,7 +103,7 @@ pub fn run(args: &FixArgs) -> Result<u8> {
             .skip
             .extend(catalog.into_iter().filter(|id| !args.checks.contains(id)));
     }
-    let engine = build_engine(&selection);
+    let engine = build_engine(&scan_config(&selection));
 
     let resources = match args.resources_profile.as_deref() {
         None => None,

@@ -5,7 +5,6 @@ mod controller;
 mod fix;
 mod install;
 mod inventory;
-mod policies;
 mod scan;
 mod serve;
 mod test_cmd;
