@@ -1390,6 +1390,15 @@ fn user_cel_policies_deny_warn_mutate_and_reload() {
         log.to_string().contains("replica-ceiling/at-most-100"),
         "{log}"
     );
+    // The object's author cannot exempt it from a denying policy with an
+    // ignore annotation, on the object or on its pod template.
+    for at in ["/metadata", "/spec/template/metadata"] {
+        let mut annotated = replicas(120);
+        annotated.pointer_mut(at).unwrap()["annotations"] =
+            json!({"rampart.dev/ignore-replica-ceiling.at-most-100": "we need them"});
+        let r = s.validate(&Review::of("CREATE", annotated));
+        assert_eq!(r["allowed"], false, "ignore annotation at {at}: {r}");
+    }
     // A kind no user policy matches is not evaluated by them.
     let r = s.validate(&Review::of(
         "CREATE",

@@ -283,12 +283,18 @@ impl ValidationRule for Validate {
         let req = request_of(cx, cx.object.cloned());
         let ev = self.0.set.evaluate(&req);
         for d in &ev.decisions {
-            if !d.is_violation() || d.suppressed.is_some() {
+            if !d.is_violation() {
                 continue;
             }
             let id = self.0.id(&d.check_id());
+            // An ignore annotation silences warnings and audit, never a
+            // denial: the object's author cannot exempt it from a policy
+            // that enforces (as for the built-in rules in enforce mode).
             if d.actions.contains(ValidationAction::Deny) {
                 out.report(id, Mode::Enforce, d.admission_message());
+            }
+            if d.suppressed.is_some() {
+                continue;
             }
             if d.actions.contains(ValidationAction::Warn) {
                 out.hit(id, Mode::Warn);
