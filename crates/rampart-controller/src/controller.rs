@@ -160,8 +160,21 @@ struct State {
     last_good: LastGood,
     /// Policies whose current version does not compile, by label.
     rejected: BTreeMap<String, Rejected>,
-    /// The `Ready` condition last written per policy label: `(status, message)`.
-    status_written: HashMap<String, (bool, String)>,
+    /// The `Ready` condition last written per policy label.
+    status_written: HashMap<String, WrittenStatus>,
+    /// The cluster's policy documents in force (a rejected update's previous
+    /// version in its place): what the webhook rules are rendered from.
+    in_force: Vec<Value>,
+}
+
+/// A policy's `Ready` condition as last written, for the object it was
+/// written on (a re-created policy is a new object).
+#[derive(Clone, Debug, PartialEq)]
+struct WrittenStatus {
+    uid: String,
+    generation: Option<i64>,
+    ready: bool,
+    message: String,
 }
 
 /// A kind a policy matches: by kind (`kinds`) or resource (`resourceRules`);
@@ -273,6 +286,7 @@ impl Default for State {
             last_good: LastGood::new(),
             rejected: BTreeMap::new(),
             status_written: HashMap::new(),
+            in_force: Vec::new(),
         }
     }
 }
@@ -384,12 +398,21 @@ impl State {
         let docs = self.policy_documents();
         let mut context = self.param_objects();
         context.extend(self.namespaces.values().cloned());
-        match self
-            .last_good
-            .compile(&docs, &context, &rampart_policy::CompileOptions::default())
-        {
+        match self.last_good.compile(
+            &docs,
+            &context,
+            &[],
+            &rampart_policy::CompileOptions::default(),
+        ) {
             Ok(compiled) => {
                 self.set = Arc::new(compiled.set);
+                // Without cluster policies the set is the audit's default,
+                // which is not for the webhook to enforce.
+                self.in_force = if self.policies.is_empty() {
+                    Vec::new()
+                } else {
+                    compiled.in_force
+                };
                 self.rejected = compiled
                     .rejected
                     .into_iter()
@@ -414,8 +437,8 @@ impl State {
     }
 
     /// The `Ready` condition each policy should show, where it differs from
-    /// what was last written: `(kind, namespace, name, label, ready, message)`.
-    fn status_updates(&self) -> Vec<(String, String, String, String, bool, String)> {
+    /// what was last written on that object at that generation.
+    fn status_updates(&self) -> Vec<StatusUpdate> {
         let mut out = Vec::new();
         for ((kind, ns, name), doc) in &self.policies {
             let Some(label) = rampart_policy::policy_label(doc) else {
@@ -436,19 +459,36 @@ impl State {
                 ),
                 None => (true, "compiled and in force".to_owned()),
             };
-            if self.status_written.get(&label) != Some(&(ready, message.clone())) {
-                out.push((
-                    kind.clone(),
-                    ns.clone(),
-                    name.clone(),
+            let status = WrittenStatus {
+                uid: doc["metadata"]["uid"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                generation: doc["metadata"]["generation"].as_i64(),
+                ready,
+                message,
+            };
+            if self.status_written.get(&label) != Some(&status) {
+                out.push(StatusUpdate {
+                    kind: kind.clone(),
+                    namespace: ns.clone(),
+                    name: name.clone(),
                     label,
-                    ready,
-                    message,
-                ));
+                    status,
+                });
             }
         }
         out
     }
+}
+
+/// A policy's `Ready` condition to write.
+struct StatusUpdate {
+    kind: String,
+    namespace: String,
+    name: String,
+    label: String,
+    status: WrittenStatus,
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -741,9 +781,10 @@ async fn flush(
                     );
                     st.policy_generation += 1;
                     if let Some(dir) = &opts.policy_dir {
-                        // The cluster's own policies only: the default the
-                        // audit falls back to is not for enforcing.
-                        let mut docs: Vec<Value> = st.policies.values().cloned().collect();
+                        // The cluster's own policies in force only: never a
+                        // version that does not compile, nor the default the
+                        // audit falls back to.
+                        let mut docs: Vec<Value> = st.in_force.clone();
                         docs.extend(st.param_objects());
                         if let Err(e) = write_policy_dir(dir, &docs) {
                             tracing::warn!(error = %e, "writing the policy directory");
@@ -762,9 +803,14 @@ async fn flush(
             return Ok(());
         }
         let statuses = st.status_updates();
-        for (_, _, _, label, ready, message) in &statuses {
-            st.status_written
-                .insert(label.clone(), (*ready, message.clone()));
+        let labels: HashSet<String> = st
+            .policies
+            .values()
+            .filter_map(rampart_policy::policy_label)
+            .collect();
+        st.status_written.retain(|label, _| labels.contains(label));
+        for u in &statuses {
+            st.status_written.insert(u.label.clone(), u.status.clone());
         }
         let dirty = std::mem::take(&mut st.dirty);
         let now = jiff::Timestamp::now();
@@ -870,65 +916,72 @@ async fn flush(
             tracing::debug!(error = %e, "publishing an event");
         }
     }
-    for (kind, ns, name, label, ready, message) in statuses {
-        if let Err(e) =
-            report_policy_status(client, recorder, &kind, &ns, &name, ready, &message).await
-        {
-            tracing::warn!(policy = %label, error = %format!("{e:#}"), "writing a policy's status");
-            lock(state).status_written.remove(&label);
+    for u in statuses {
+        if let Err(e) = report_policy_status(client, recorder, &u).await {
+            tracing::warn!(policy = %u.label, error = %format!("{e:#}"), "writing a policy's status");
+            lock(state).status_written.remove(&u.label);
         }
     }
     Ok(())
 }
 
-/// Writes a policy's `Ready` condition and, when it does not compile, a
-/// Warning Event on it.
+/// Writes a policy's `Ready` condition (on the object and generation that
+/// was compiled) and, when it does not compile, a Warning Event on it.
 async fn report_policy_status(
     client: &kube::Client,
     recorder: &Recorder,
-    kind: &str,
-    namespace: &str,
-    name: &str,
-    ready: bool,
-    message: &str,
+    u: &StatusUpdate,
 ) -> Result<()> {
-    let plural = rampart_core::kinds::resource_of(rampart_policy::crd::GROUP, kind);
+    let plural = rampart_core::kinds::resource_of(rampart_policy::crd::GROUP, &u.kind);
     let ar = api_resource(
         rampart_policy::crd::GROUP,
         rampart_policy::crd::VERSION,
-        kind,
+        &u.kind,
         &plural,
     );
-    let api: Api<DynamicObject> = if namespace.is_empty() {
+    let api: Api<DynamicObject> = if u.namespace.is_empty() {
         Api::all_with(client.clone(), &ar)
     } else {
-        Api::namespaced_with(client.clone(), namespace, &ar)
+        Api::namespaced_with(client.clone(), &u.namespace, &ar)
     };
-    let Some(current) = api.get_opt(name).await? else {
+    let Some(current) = api.get_opt(&u.name).await? else {
         return Ok(());
     };
+    // A newer object of the same name is the next compile's to describe.
+    if current.metadata.uid.as_deref() != Some(u.status.uid.as_str()) {
+        return Ok(());
+    }
+    let status = if u.status.ready { "True" } else { "False" };
+    // The transition time moves only when the status does.
+    let previous = current.data["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"));
+    let transition = previous
+        .filter(|c| c["status"] == status)
+        .and_then(|c| c["lastTransitionTime"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| jiff::Timestamp::now().to_string());
     let condition = serde_json::json!({
         "type": "Ready",
-        "status": if ready { "True" } else { "False" },
-        "reason": if ready { "Compiled" } else { "CompileError" },
-        "message": message,
-        "observedGeneration": current.metadata.generation,
-        "lastTransitionTime": jiff::Timestamp::now().to_string(),
+        "status": status,
+        "reason": if u.status.ready { "Compiled" } else { "CompileError" },
+        "message": u.status.message,
+        "observedGeneration": u.status.generation,
+        "lastTransitionTime": transition,
     });
     let patch = serde_json::json!({"status": {"conditions": [condition]}});
     api.patch_status(
-        name,
+        &u.name,
         &kube::api::PatchParams::default(),
         &kube::api::Patch::Merge(&patch),
     )
     .await
-    .with_context(|| format!("patching the status of {kind} {name}"))?;
-    if !ready {
+    .with_context(|| format!("patching the status of {} {}", u.kind, u.name))?;
+    if !u.status.ready {
         let reference = ObjectReference {
             api_version: Some(rampart_policy::crd::API_VERSION.to_owned()),
-            kind: Some(kind.to_owned()),
-            name: Some(name.to_owned()),
-            namespace: (!namespace.is_empty()).then(|| namespace.to_owned()),
+            kind: Some(u.kind.clone()),
+            name: Some(u.name.clone()),
+            namespace: (!u.namespace.is_empty()).then(|| u.namespace.clone()),
             uid: current.metadata.uid.clone(),
             resource_version: current.metadata.resource_version.clone(),
             ..ObjectReference::default()
@@ -936,7 +989,7 @@ async fn report_policy_status(
         let event = Event {
             type_: EventType::Warning,
             reason: "PolicyRejected".into(),
-            note: Some(message.chars().take(1000).collect()),
+            note: Some(u.status.message.chars().take(1000).collect()),
             action: "Compile".into(),
             secondary: None,
         };

@@ -128,6 +128,20 @@ fn document(obj: &DynamicObject) -> Option<Value> {
     serde_json::to_value(obj).ok()
 }
 
+/// Why a parameter kind's objects are not available yet.
+fn unlisted(kind: &(String, String, String), failure: Option<&String>) -> String {
+    let (group, version, kind) = kind;
+    let api_version = if group.is_empty() {
+        version.clone()
+    } else {
+        format!("{group}/{version}")
+    };
+    match failure {
+        Some(e) => format!("parameter kind {kind} ({api_version}) cannot be watched: {e}"),
+        None => format!("parameter kind {kind} ({api_version}) is not listed yet"),
+    }
+}
+
 async fn compile_loop(
     this: std::sync::Weak<PolicyWatch>,
     client: kube::Client,
@@ -135,45 +149,68 @@ async fn compile_loop(
     options: PolicyWatchOptions,
 ) {
     let mut params: BTreeMap<(String, String, String), ObjectCache> = BTreeMap::new();
+    // Parameter kinds discovery could not resolve, and why; retried.
+    let mut failed: BTreeMap<(String, String, String), String> = BTreeMap::new();
     let mut last_good = LastGood::new();
     let mut receivers: Vec<watch::Receiver<u64>> =
         caches.iter().map(ObjectCache::changes).collect();
     loop {
-        if this.strong_count() == 0 {
+        let Some(ready_before) = this.upgrade().map(|t| t.is_ready()) else {
             return;
-        }
+        };
         let listed = caches.iter().all(ObjectCache::is_ready);
         let policies: Vec<Value> = caches
             .iter()
             .flat_map(|c| c.state())
             .filter_map(|o| document(&o))
             .collect();
+        let wanted = param_kinds(&policies);
         // Start watching parameter kinds the policies name, once each.
-        for key in param_kinds(&policies) {
-            if params.contains_key(&key) {
+        for key in &wanted {
+            if params.contains_key(key) {
                 continue;
             }
-            let (group, version, kind) = &key;
+            let (group, version, kind) = key;
             let gvk = GroupVersionKind::gvk(group, version, kind);
             match kube::discovery::pinned_kind(&client, &gvk).await {
                 Ok((ar, _)) => {
+                    failed.remove(key);
                     let cache = ObjectCache::start(client.clone(), ar, |_| {});
                     receivers.push(cache.changes());
-                    params.insert(key, cache);
+                    params.insert(key.clone(), cache);
                 }
                 Err(e) => {
-                    tracing::warn!(%group, %version, %kind, error = %e, "finding a parameter kind the policies name")
+                    tracing::warn!(%group, %version, %kind, error = %e, "finding a parameter kind the policies name");
+                    failed.insert(key.clone(), e.to_string());
                 }
             }
         }
-        let wanted = param_kinds(&policies);
-        let params_listed = wanted
+        let unlisted_kinds: Vec<&(String, String, String)> = wanted
             .iter()
-            .all(|k| params.get(k).is_some_and(ObjectCache::is_ready));
-        if listed && params_listed {
+            .filter(|k| !params.get(*k).is_some_and(ObjectCache::is_ready))
+            .collect();
+        // At start, wait for the parameter kinds that are being listed: the
+        // first set in force has every policy whose parameters exist.
+        let starting = !ready_before && unlisted_kinds.iter().any(|k| params.contains_key(*k));
+        if listed && !starting {
+            // A policy whose parameter kind is not listed (yet, or at all)
+            // keeps its previous version; the others go through.
+            let held: Vec<(String, String)> = policies
+                .iter()
+                .filter_map(|p| {
+                    let (g, k) = rampart_policy::param_kind_of(p)?;
+                    let key = unlisted_kinds
+                        .iter()
+                        .find(|(wg, _, wk)| *wg == g && *wk == k)?;
+                    Some((
+                        rampart_policy::policy_label(p)?,
+                        unlisted(key, failed.get(*key)),
+                    ))
+                })
+                .collect();
             let context: Vec<Value> = wanted
                 .iter()
-                .filter_map(|k| params.get(k))
+                .filter_map(|k| params.get(k).filter(|c| c.is_ready()))
                 .flat_map(|c| c.state())
                 .filter_map(|o| document(&o))
                 .collect();
@@ -184,7 +221,7 @@ async fn compile_loop(
             };
             let opts = options.compile.clone();
             let compiled = tokio::task::spawn_blocking(move || {
-                let result = last_good.compile(&docs, &context, &opts);
+                let result = last_good.compile(&docs, &context, &held, &opts);
                 (last_good, result)
             })
             .await;
@@ -219,12 +256,19 @@ async fn compile_loop(
                 }
             }
         }
-        // Wait for the next change anywhere, then let a burst settle.
+        // Wait for the next change anywhere (or, while discovery of a
+        // parameter kind fails, for the next retry), then let a burst settle.
         let changed =
             futures::future::select_all(receivers.iter_mut().map(|r| Box::pin(r.changed())));
-        let (result, _, _) = changed.await;
-        if result.is_err() {
-            return;
+        let retry = async {
+            if failed.is_empty() {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(DISCOVERY_RETRY).await;
+        };
+        tokio::select! {
+            (result, _, _) = changed => if result.is_err() { return },
+            () = retry => {}
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
         for r in &mut receivers {
@@ -232,6 +276,9 @@ async fn compile_loop(
         }
     }
 }
+
+/// How often discovery of a parameter kind that failed is tried again.
+const DISCOVERY_RETRY: Duration = Duration::from_secs(30);
 
 #[cfg(test)]
 mod tests {

@@ -53,7 +53,7 @@ pub use crd::{
 };
 pub use decision::{Actions, AppliedPatch, Decision, Evaluation, Outcome, PolicyId, PolicyKind};
 pub use error::{ErrorList, PolicyError};
-pub use last_good::{Compiled, LastGood, Rejected};
+pub use last_good::{Compiled, LastGood, Rejected, param_kind_of};
 pub use load::{LoadStats, load_policy_paths, read_documents};
 pub use request::{GroupVersionKind, GroupVersionResource, Request, RequestError, UserInfo};
 pub use set::{CompileOptions, Document, PolicySet, RequestKey, policy_label};

@@ -626,6 +626,31 @@ spec:
     message: ConfigMaps must not hold passwords
 "#;
 
+/// A second policy for the last-good test, with a message to tell its versions apart.
+const NO_TOKENS: &str = r#"apiVersion: rampart.dev/v1alpha1
+kind: ClusterPolicy
+metadata:
+  name: e2e-no-tokens-kept
+spec:
+  matchConstraints:
+    kinds: ["ConfigMap"]
+    namespaceSelector:
+      matchLabels: {rampart-e2e/last-good: "on"}
+  validations:
+  - name: no-token-key
+    expression: "!has(object.data) || !('token' in object.data)"
+    message: MESSAGE
+"#;
+
+/// Results in `ns`'s report whose message is exactly `message`.
+fn results_with_message(ns: &str, message: &str) -> usize {
+    report(ns).map_or(0, |r| {
+        r["results"].as_array().map_or(0, |rs| {
+            rs.iter().filter(|x| x["message"] == message).count()
+        })
+    })
+}
+
 #[test]
 #[ignore = "needs a control plane: run e2e/run.sh"]
 fn a_policy_update_that_does_not_compile_is_reported_and_the_previous_version_audits() {
@@ -655,6 +680,7 @@ fn a_policy_update_that_does_not_compile_is_reported_and_the_previous_version_au
             "delete",
             "clusterpolicy",
             "e2e-no-passwords-kept",
+            "e2e-no-tokens-kept",
             "--ignore-not-found",
         ]);
     });
@@ -697,12 +723,22 @@ fn a_policy_update_that_does_not_compile_is_reported_and_the_previous_version_au
         message.contains("the previous version stays in force"),
         "{message}"
     );
+    let uid = get_json(&[
+        "get",
+        "clusterpolicy",
+        "e2e-no-passwords-kept",
+        "-o",
+        "json",
+    ])["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     wait_until(Duration::from_secs(30), "the PolicyRejected Event", || {
         let events = get_json(&["get", "events.events.k8s.io", "-A", "-o", "json"]);
         events["items"].as_array().is_some_and(|items| {
-            items.iter().any(|e| {
-                e["reason"] == "PolicyRejected" && e["regarding"]["name"] == "e2e-no-passwords-kept"
-            })
+            items
+                .iter()
+                .any(|e| e["reason"] == "PolicyRejected" && e["regarding"]["uid"] == uid.as_str())
         })
     });
     kubectl_ok(&[
@@ -717,6 +753,28 @@ fn a_policy_update_that_does_not_compile_is_reported_and_the_previous_version_au
         Duration::from_secs(60),
         "the previous version to audit a new ConfigMap",
         || summary(&ns) == Some((1, 2)),
+    );
+
+    // While it is broken, another policy's update goes through.
+    kubectl_ok(&[
+        "create",
+        "configmap",
+        "tokened",
+        "-n",
+        &ns,
+        "--from-literal=token=t",
+    ]);
+    apply(&NO_TOKENS.replace("MESSAGE", "no tokens"));
+    wait_until(
+        Duration::from_secs(60),
+        "the second policy's results",
+        || results_with_message(&ns, "no tokens") == 1,
+    );
+    apply(&NO_TOKENS.replace("MESSAGE", "no tokens, really"));
+    wait_until(
+        Duration::from_secs(60),
+        "the second policy's update",
+        || results_with_message(&ns, "no tokens, really") == 1,
     );
 
     // Fixed: Ready again.
