@@ -114,7 +114,16 @@ impl ObjectCache {
                         changes_tx.send_modify(|n| *n += 1);
                     }
                     Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => {}
-                    Ok(_) => changes_tx.send_modify(|n| *n += 1),
+                    Ok(watcher::Event::Apply(obj) | watcher::Event::Delete(obj)) => {
+                        // After the store has it: what a reader now sees.
+                        tracing::debug!(
+                            kind = %kind,
+                            namespace = obj.metadata.namespace.as_deref().unwrap_or(""),
+                            name = obj.metadata.name.as_deref().unwrap_or(""),
+                            "watch event applied"
+                        );
+                        changes_tx.send_modify(|n| *n += 1);
+                    }
                     Err(e) => tracing::debug!(kind = %kind, error = %e, "watch error (retrying)"),
                 }
             }

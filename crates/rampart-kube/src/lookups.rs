@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use rampart_core::lookup::{NamespaceInfo, NamespaceLookup, PodLookup};
@@ -20,16 +20,45 @@ use serde_json::{Value, json};
 use crate::ObjectCache;
 
 /// Objects fetched on a cache miss are kept until the watch catches up, up
-/// to this many of each kind; then the side table is cleared.
+/// to this many of each kind (then the side table is cleared) and for at
+/// most this long: a name deleted and created again must not be answered
+/// from an old read.
 const MAX_FETCHED: usize = 4096;
+const FETCHED_TTL: Duration = Duration::from_secs(30);
+
+/// An object read through on a cache miss, and when.
+struct Fetched<T> {
+    at: Instant,
+    value: Arc<T>,
+}
+
+impl<T> Fetched<T> {
+    fn fresh(&self) -> Option<Arc<T>> {
+        (self.at.elapsed() < FETCHED_TTL).then(|| Arc::clone(&self.value))
+    }
+}
+
+fn remember<K: std::hash::Hash + Eq, T>(table: &Mutex<HashMap<K, Fetched<T>>>, key: K, value: T) {
+    let mut table = lock(table);
+    if table.len() >= MAX_FETCHED {
+        table.clear();
+    }
+    table.insert(
+        key,
+        Fetched {
+            at: Instant::now(),
+            value: Arc::new(value),
+        },
+    );
+}
 
 /// Namespaces and (optionally) Pods of the cluster, live.
 pub struct ClusterLookups {
     client: kube::Client,
     namespaces: ObjectCache,
     pods: Option<ObjectCache>,
-    fetched_namespaces: Mutex<HashMap<String, Arc<NamespaceInfo>>>,
-    fetched_pods: Mutex<HashMap<(String, String), Arc<Value>>>,
+    fetched_namespaces: Mutex<HashMap<String, Fetched<NamespaceInfo>>>,
+    fetched_pods: Mutex<HashMap<(String, String), Fetched<Value>>>,
 }
 
 fn resource(kind: &str, plural: &str) -> ApiResource {
@@ -94,20 +123,26 @@ impl ClusterLookups {
     }
 
     /// Makes sure the request's Namespace (and, for exec and attach, its
-    /// Pod) is known before the rules run: on a cache miss, one GET bounded
-    /// by `timeout`. A failed or timed-out GET is logged and left to the
-    /// rules' handling of unknown objects.
+    /// Pod) is known before the rules run: when the watch has not delivered
+    /// it, one GET bounded by `timeout` (an earlier read is not trusted: the
+    /// name may have been deleted and created again since). A failed or
+    /// timed-out GET is logged and left to the rules' handling of unknown
+    /// objects.
     pub async fn prefetch(&self, namespace: &str, pod: Option<&str>, timeout: Duration) {
-        if !namespace.is_empty() && self.namespace(namespace).is_none() {
+        if !namespace.is_empty() && self.namespaces.get("", namespace).is_none() {
             let api: Api<DynamicObject> =
                 Api::all_with(self.client.clone(), self.namespaces.resource());
             match tokio::time::timeout(timeout, api.get_opt(namespace)).await {
                 Ok(Ok(Some(ns))) => {
-                    let mut fetched = lock(&self.fetched_namespaces);
-                    if fetched.len() >= MAX_FETCHED {
-                        fetched.clear();
-                    }
-                    fetched.insert(namespace.to_owned(), Arc::new(namespace_info(&ns)));
+                    tracing::info!(
+                        namespace,
+                        "namespace not in the cache yet: read from the API server"
+                    );
+                    remember(
+                        &self.fetched_namespaces,
+                        namespace.to_owned(),
+                        namespace_info(&ns),
+                    );
                 }
                 Ok(Ok(None)) => {}
                 Ok(Err(e)) => {
@@ -123,19 +158,24 @@ impl ClusterLookups {
         let (Some(cache), Some(name)) = (&self.pods, pod) else {
             return;
         };
-        if namespace.is_empty() || self.pod(namespace, name).is_some() {
+        if namespace.is_empty() || cache.get(namespace, name).is_some() {
             return;
         }
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.client.clone(), namespace, cache.resource());
         match tokio::time::timeout(timeout, api.get_opt(name)).await {
             Ok(Ok(Some(p))) => {
+                tracing::info!(
+                    namespace,
+                    pod = name,
+                    "pod not in the cache yet: read from the API server"
+                );
                 let view = pod_value(namespace, name, &exec_view_of_pod(&p.data));
-                let mut fetched = lock(&self.fetched_pods);
-                if fetched.len() >= MAX_FETCHED {
-                    fetched.clear();
-                }
-                fetched.insert((namespace.to_owned(), name.to_owned()), Arc::new(view));
+                remember(
+                    &self.fetched_pods,
+                    (namespace.to_owned(), name.to_owned()),
+                    view,
+                );
             }
             Ok(Ok(None)) => {}
             Ok(Err(e)) => {
@@ -174,7 +214,9 @@ impl NamespaceLookup for ClusterLookups {
     fn namespace(&self, name: &str) -> Option<Arc<NamespaceInfo>> {
         match self.namespaces.get("", name) {
             Some(ns) => Some(Arc::new(namespace_info(&ns))),
-            None => lock(&self.fetched_namespaces).get(name).cloned(),
+            None => lock(&self.fetched_namespaces)
+                .get(name)
+                .and_then(Fetched::fresh),
         }
     }
 
@@ -190,7 +232,7 @@ impl PodLookup for ClusterLookups {
             Some(p) => Some(Arc::new(pod_value(namespace, name, &p.data))),
             None => lock(&self.fetched_pods)
                 .get(&(namespace.to_owned(), name.to_owned()))
-                .cloned(),
+                .and_then(Fetched::fresh),
         }
     }
 

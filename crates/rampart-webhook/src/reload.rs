@@ -82,6 +82,7 @@ pub fn initial_load(state: &AppState) -> Result<()> {
             pods.replace(StaticPods::load_file(path)?);
         }
     }
+    let _serial = state.reload_lock.lock().unwrap_or_else(|e| e.into_inner());
     let set = state.build_policies()?;
     state.policies.store(Some(Arc::new(set)));
     Ok(())
@@ -97,6 +98,7 @@ fn config_paths(state: &AppState) -> Vec<PathBuf> {
 
 /// Reloads the policy set now. On error the set in force stays.
 pub fn reload_policies(state: &AppState) -> Result<()> {
+    let _serial = state.reload_lock.lock().unwrap_or_else(|e| e.into_inner());
     match state.build_policies() {
         Ok(set) => {
             let rules = set.len();

@@ -168,6 +168,9 @@ pub struct AppState {
     pub tls: ArcSwap<rustls::ServerConfig>,
     pub opts: ServeOptions,
     pub tls_ready: AtomicBool,
+    /// Held while a policy set is built and stored, so that two reloads
+    /// (a file change and a cluster change) cannot store out of order.
+    pub reload_lock: std::sync::Mutex<()>,
 }
 
 /// Where rules read Namespaces and Pods from.
@@ -313,6 +316,7 @@ async fn serve_inner(
         tls: ArcSwap::new(tls),
         opts: opts.clone(),
         tls_ready: AtomicBool::new(true),
+        reload_lock: std::sync::Mutex::new(()),
     });
 
     let listener = TcpListener::bind(opts.addr)

@@ -46,6 +46,8 @@ fn the_webhook_judges_objects_created_a_moment_ago() {
             "--cluster",
             "--debug-watch-lag",
             "5s",
+            "--log",
+            "info,rampart_kube=debug",
             "--config",
             config.to_str().unwrap(),
         ],
@@ -154,15 +156,36 @@ fn the_webhook_judges_objects_created_a_moment_ago() {
         }
     }
 
-    // 3. The caches stay live: a label added later is honoured.
+    // The read-throughs above are what judged those objects.
+    let log = serve.log_text();
+    let read_through = |what: &str, name: &str| {
+        log.lines()
+            .any(|l| l.contains(&format!("{what} not in the cache yet")) && l.contains(name))
+    };
+    assert!(read_through("namespace", &ns), "{log}");
+    assert!(read_through("pod", "priv"), "{log}");
+
+    // 3. The caches stay live: once the watch has delivered a namespace, a
+    // label added later reaches the rules through the watch, with no
+    // read-through.
     let later = fresh_namespace("e2e-live-later");
-    let pod = pod_yaml(&later, "p", true);
+    let applied = |name: &str| {
+        serve.log_text().lines().any(|l| {
+            l.contains("watch event applied") && l.contains("Namespace") && l.contains(name)
+        })
+    };
+    wait_until(
+        Duration::from_secs(30),
+        "the watch to deliver the namespace",
+        || applied(&later),
+    );
     kubectl_ok(&[
         "label",
         "namespace",
         &later,
         "rampart.dev/enforce=restricted",
     ]);
+    let pod = pod_yaml(&later, "p", true);
     wait_until(
         Duration::from_secs(30),
         "the new label to be honoured",
@@ -170,5 +193,11 @@ fn the_webhook_judges_objects_created_a_moment_ago() {
             let out = kubectl_with(&["apply", "--dry-run=server", "-f", "-"], Some(&pod));
             !out.status.success() && text(&out).1.contains(RAMPART_DENIAL)
         },
+    );
+    let log = serve.log_text();
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("not in the cache yet") && l.contains(&later)),
+        "the label came by a read-through, not the watch: {log}"
     );
 }

@@ -464,6 +464,12 @@ fn cluster_policies_reach_the_webhook_and_broken_ones_do_not() {
         !out.status.success(),
         "team red admitted for alice of team blue"
     );
+    let err = text(&out).1;
+    assert!(err.contains(DENIAL), "{err}");
+    assert!(
+        err.contains("ConfigMaps of team blue carry its team label"),
+        "{err}"
+    );
     let out = create_cm(&kubeconfig(), "admin", "");
     assert!(out.status.success(), "{}", text(&out).1);
 
