@@ -64,7 +64,19 @@ impl PodBearingKind {
     /// pre-`apps/v1` group versions that old manifests still use.
     pub fn from_group_kind(group: &str, kind: &str) -> Option<Self> {
         use PodBearingKind::*;
-        let k = Self::ALL.into_iter().find(|k| k.kind() == kind)?;
+        // A match, not a search of ALL: this runs for every object viewed.
+        let k = match kind {
+            "Pod" => Pod,
+            "PodTemplate" => PodTemplate,
+            "ReplicationController" => ReplicationController,
+            "Deployment" => Deployment,
+            "StatefulSet" => StatefulSet,
+            "DaemonSet" => DaemonSet,
+            "ReplicaSet" => ReplicaSet,
+            "Job" => Job,
+            "CronJob" => CronJob,
+            _ => return None,
+        };
         let group_ok = match k {
             Pod | PodTemplate | ReplicationController => group.is_empty(),
             Deployment | DaemonSet | ReplicaSet => group == "apps" || group == "extensions",
@@ -245,6 +257,16 @@ mod tests {
         ];
         for (obj, want) in cases {
             assert_eq!(spec_path(&obj).as_deref(), Some(want), "{obj}");
+        }
+    }
+
+    #[test]
+    fn every_pod_bearing_kind_is_recognised_by_its_name_and_group() {
+        for k in PodBearingKind::ALL {
+            assert_eq!(
+                PodBearingKind::from_group_kind(k.group(), k.kind()),
+                Some(k)
+            );
         }
     }
 
