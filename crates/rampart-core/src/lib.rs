@@ -8,6 +8,7 @@ pub mod lookup;
 pub mod object;
 pub mod path;
 pub mod quote;
+pub mod request;
 pub mod severity;
 pub mod value;
 

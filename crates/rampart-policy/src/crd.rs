@@ -282,6 +282,30 @@ impl Operation {
             _ => return None,
         })
     }
+
+    /// The one operation of a request this names; `None` for `*`.
+    pub fn single(self) -> Option<rampart_core::request::Operation> {
+        use rampart_core::request::Operation as Op;
+        Some(match self {
+            Operation::Create => Op::Create,
+            Operation::Update => Op::Update,
+            Operation::Delete => Op::Delete,
+            Operation::Connect => Op::Connect,
+            Operation::All => return None,
+        })
+    }
+}
+
+impl From<rampart_core::request::Operation> for Operation {
+    fn from(op: rampart_core::request::Operation) -> Self {
+        use rampart_core::request::Operation as Op;
+        match op {
+            Op::Create => Operation::Create,
+            Op::Update => Operation::Update,
+            Op::Delete => Operation::Delete,
+            Op::Connect => Operation::Connect,
+        }
+    }
 }
 
 /// Who made a request.

@@ -123,7 +123,7 @@ impl Rule {
 
     /// Kubernetes' `rules.Matcher` for one (group, version) the request may be seen as.
     fn matches(&self, req: &Request, group: &str, version: Option<&str>) -> bool {
-        if !self.ops.contains(req.operation) || !has(&self.groups, group) {
+        if !self.ops.contains(req.operation.into()) || !has(&self.groups, group) {
             return false;
         }
         if let Some(version) = version
@@ -369,10 +369,10 @@ impl Matcher {
             return false;
         }
         if self.any_resource {
-            return self.kind_ops.contains(req.operation);
+            return self.kind_ops.contains(req.operation.into());
         }
         (!self.rules.is_empty() && self.rules_match(&self.rules, req))
-            || (self.kind_ops.contains(req.operation)
+            || (self.kind_ops.contains(req.operation.into())
                 && self
                     .kinds
                     .iter()
@@ -485,7 +485,7 @@ mod tests {
             req(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "a"}}));
         assert!(m.matches_resource(&d));
         let mut upd = d.clone();
-        upd.operation = Operation::Update;
+        upd.operation = crate::request::Operation::Update;
         assert!(!m.matches_resource(&upd));
         let mut scale = d.clone();
         scale.sub_resource = "scale".into();
@@ -512,7 +512,7 @@ mod tests {
         let mut pod = req(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}}));
         assert!(pods_all.matches_resource(&pod));
         pod.sub_resource = "exec".into();
-        pod.operation = Operation::Connect;
+        pod.operation = crate::request::Operation::Connect;
         assert!(pods_all.matches_resource(&pod));
     }
 
@@ -614,7 +614,7 @@ mod tests {
         pod.namespace = "other".into();
         assert!(!m.matches(&pod, &ns("other", None)));
         pod.namespace = "team-a".into();
-        pod.operation = Operation::Delete;
+        pod.operation = crate::request::Operation::Delete;
         assert!(
             !m.matches(&pod, &ns("team-a", None)),
             "kinds default to CREATE and UPDATE"

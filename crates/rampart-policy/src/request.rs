@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use rampart_core::kinds::{Scope, resource_of, scope_of};
 
-use crate::crd::Operation;
+pub use rampart_core::request::Operation;
 
 /// `group`, `version`, `kind` of an object.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -51,7 +51,7 @@ pub struct UserInfo {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Request {
     pub uid: String,
-    /// CREATE, UPDATE, DELETE or CONNECT (never `*`).
+    /// CREATE, UPDATE, DELETE or CONNECT.
     pub operation: Operation,
     pub kind: GroupVersionKind,
     pub resource: GroupVersionResource,
@@ -93,9 +93,6 @@ impl Request {
         object: Option<Value>,
         old_object: Option<Value>,
     ) -> Result<Request, RequestError> {
-        if operation == Operation::All {
-            return Err(RequestError("a request's operation cannot be `*`".into()));
-        }
         let Some(source) = object.as_ref().or(old_object.as_ref()) else {
             return Err(RequestError(
                 "a request needs an object or an old object".into(),
@@ -182,14 +179,11 @@ impl Request {
         }
         let raw: Raw = serde_json::from_value(value.clone())
             .map_err(|e| RequestError(format!("invalid AdmissionRequest: {e}")))?;
-        let operation = match Operation::parse(&raw.operation) {
-            Some(Operation::All) | None => {
-                return Err(RequestError(format!(
-                    "invalid AdmissionRequest: unknown operation {:?}",
-                    raw.operation
-                )));
-            }
-            Some(op) => op,
+        let Some(operation) = Operation::parse(&raw.operation) else {
+            return Err(RequestError(format!(
+                "invalid AdmissionRequest: unknown operation {:?}",
+                raw.operation
+            )));
         };
         Ok(Request {
             uid: raw.uid,

@@ -227,7 +227,7 @@ impl Index {
 
     /// The units that may match the request, ascending.
     pub(crate) fn lookup(&self, req: &Request) -> Vec<u32> {
-        let Some(slot) = op_slot(req.operation) else {
+        let Some(slot) = op_slot(req.operation.into()) else {
             return Vec::new();
         };
         let mut out = Vec::new();

@@ -38,6 +38,7 @@ use crate::decision::{Decision, Evaluation, Outcome};
 use crate::load::read_documents;
 use crate::request::{Request, UserInfo};
 use crate::set::PolicySet;
+use rampart_core::request::Operation as RequestOperation;
 
 /// The file name `rampart test` looks for in directories.
 pub const TEST_FILE: &str = "rampart-test.yaml";
@@ -217,21 +218,20 @@ pub fn run_file(path: &Path) -> Result<SuiteResult, Vec<String>> {
     let (policy_docs, _) = read_documents(&policy_paths).map_err(show)?;
     let set = PolicySet::compile(policy_docs).map_err(show)?;
     let (resources, _) = read_documents(&resolve(base, &file.resources)).map_err(show)?;
-    let operation = file.operation.unwrap_or(Operation::Create);
-    if operation == Operation::All {
+    let Some(operation) = file.operation.unwrap_or(Operation::Create).single() else {
         return Err(vec![format!(
             "{}: operation: `*` is not a request's operation",
             path.display()
         )]);
-    }
+    };
 
     // Evaluate every resource once.
     let objects: Vec<Value> = resources.iter().map(|d| d.value.clone()).collect();
     let mut evaluations: Vec<Evaluation> = Vec::with_capacity(objects.len());
     for (doc, object) in resources.iter().zip(&objects) {
         let (new, old) = match operation {
-            Operation::Delete => (None, Some(object.clone())),
-            Operation::Update => (Some(object.clone()), Some(object.clone())),
+            RequestOperation::Delete => (None, Some(object.clone())),
+            RequestOperation::Update => (Some(object.clone()), Some(object.clone())),
             _ => (Some(object.clone()), None),
         };
         let req = Request::for_object(operation, new, old)

@@ -5,7 +5,8 @@ mod common;
 
 use common::*;
 use rampart_core::Severity;
-use rampart_policy::{Operation, Outcome, PolicySet, Request, ValidationAction};
+use rampart_core::request::Operation;
+use rampart_policy::{Outcome, PolicySet, Request, ValidationAction};
 use serde_json::json;
 
 const REQUIRE_LABELS: &str = r#"

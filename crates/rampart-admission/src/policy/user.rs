@@ -127,16 +127,6 @@ impl Shared {
     }
 }
 
-fn operation(op: rampart_policy::Operation) -> Option<Operation> {
-    Some(match op {
-        rampart_policy::Operation::Create => Operation::Create,
-        rampart_policy::Operation::Update => Operation::Update,
-        rampart_policy::Operation::Delete => Operation::Delete,
-        rampart_policy::Operation::Connect => Operation::Connect,
-        rampart_policy::Operation::All => return None,
-    })
-}
-
 /// The set's request classes as webhook matches, with the subresources the
 /// policies name (`deployments/scale`, `pods/ephemeralcontainers`); the
 /// policies' own matching decides the rest.
@@ -166,7 +156,7 @@ fn matches_of(set: &CompiledPolicies) -> Vec<Match> {
                 vec![String::new()],
             ),
         };
-        let Some(op) = operation(op) else { continue };
+        let Some(op) = op.single() else { continue };
         let target = match &target {
             Target::Resource(r) | Target::Kind(r) if r == "*" => Target::Any,
             _ => target,
@@ -207,15 +197,9 @@ fn matches_of(set: &CompiledPolicies) -> Vec<Match> {
 /// object the policies see (after earlier mutations, for `/mutate`).
 fn request_of(cx: &Context<'_>, object: Option<Value>) -> Request {
     let r = cx.request;
-    let operation = match r.operation {
-        Operation::Create => rampart_policy::Operation::Create,
-        Operation::Update => rampart_policy::Operation::Update,
-        Operation::Delete => rampart_policy::Operation::Delete,
-        Operation::Connect => rampart_policy::Operation::Connect,
-    };
     Request {
         uid: r.uid.to_string(),
-        operation,
+        operation: r.operation,
         kind: GroupVersionKind {
             group: r.kind.group.to_string(),
             version: r.kind.version.to_string(),
