@@ -33,29 +33,7 @@ fn bad(msg: impl Into<String>) -> BadReview {
     BadReview(msg.into())
 }
 
-pub use rampart_core::request::Operation;
-
-/// `group`, `version`, `kind` of the request.
-#[derive(Debug, Default, Deserialize)]
-pub struct GroupVersionKind<'a> {
-    #[serde(borrow, default)]
-    pub group: Cow<'a, str>,
-    #[serde(borrow, default)]
-    pub version: Cow<'a, str>,
-    #[serde(borrow, default)]
-    pub kind: Cow<'a, str>,
-}
-
-/// `group`, `version`, `resource` of the request.
-#[derive(Debug, Default, Deserialize)]
-pub struct GroupVersionResource<'a> {
-    #[serde(borrow, default)]
-    pub group: Cow<'a, str>,
-    #[serde(borrow, default)]
-    pub version: Cow<'a, str>,
-    #[serde(borrow, default)]
-    pub resource: Cow<'a, str>,
-}
+pub use rampart_core::request::{GroupVersionKind, GroupVersionResource, Operation};
 
 /// Who made the request. `extra` stays raw JSON until a CEL policy reads
 /// `request.userInfo.extra`; it is never logged.

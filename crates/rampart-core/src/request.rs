@@ -72,3 +72,46 @@ impl Serialize for Operation {
         s.serialize_str(self.as_str())
     }
 }
+
+/// `group`, `version`, `kind` of a request's object; borrowed from the
+/// request body where it can be (a webhook), owned where it must be.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct GroupVersionKind<'a> {
+    #[serde(borrow, default)]
+    pub group: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub version: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub kind: Cow<'a, str>,
+}
+
+impl GroupVersionKind<'_> {
+    pub fn into_owned(self) -> GroupVersionKind<'static> {
+        GroupVersionKind {
+            group: Cow::Owned(self.group.into_owned()),
+            version: Cow::Owned(self.version.into_owned()),
+            kind: Cow::Owned(self.kind.into_owned()),
+        }
+    }
+}
+
+/// `group`, `version`, `resource` (plural, lower case) of a request.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct GroupVersionResource<'a> {
+    #[serde(borrow, default)]
+    pub group: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub version: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub resource: Cow<'a, str>,
+}
+
+impl GroupVersionResource<'_> {
+    pub fn into_owned(self) -> GroupVersionResource<'static> {
+        GroupVersionResource {
+            group: Cow::Owned(self.group.into_owned()),
+            version: Cow::Owned(self.version.into_owned()),
+            resource: Cow::Owned(self.resource.into_owned()),
+        }
+    }
+}

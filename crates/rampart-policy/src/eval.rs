@@ -464,7 +464,7 @@ fn unit_matches(u: &Unit, req: &Request, ns: &NamespaceLabels<'_>) -> bool {
     if body.kind == PolicyKind::ValidatingAdmissionPolicy
         && req.resource.group == "admissionregistration.k8s.io"
         && matches!(
-            req.resource.resource.as_str(),
+            req.resource.resource.as_ref(),
             "validatingadmissionpolicies" | "validatingadmissionpolicybindings"
         )
     {

@@ -344,7 +344,7 @@ impl Matcher {
     }
 
     fn rules_match(&self, rules: &[Rule], req: &Request) -> bool {
-        let (group, resource) = (req.resource.group.as_str(), req.resource.resource.as_str());
+        let (group, resource) = (req.resource.group.as_ref(), req.resource.resource.as_ref());
         if rules
             .iter()
             .any(|r| r.matches(req, group, Some(&req.resource.version)))

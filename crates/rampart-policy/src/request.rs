@@ -7,29 +7,7 @@ use serde_json::{Value, json};
 
 use rampart_core::kinds::{Scope, resource_of, scope_of};
 
-pub use rampart_core::request::Operation;
-
-/// `group`, `version`, `kind` of an object.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct GroupVersionKind {
-    #[serde(default)]
-    pub group: String,
-    #[serde(default)]
-    pub version: String,
-    #[serde(default)]
-    pub kind: String,
-}
-
-/// `group`, `version`, `resource` (plural, lower case) of a request.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct GroupVersionResource {
-    #[serde(default)]
-    pub group: String,
-    #[serde(default)]
-    pub version: String,
-    #[serde(default)]
-    pub resource: String,
-}
+pub use rampart_core::request::{GroupVersionKind, GroupVersionResource, Operation};
 
 /// Who made a request (Kubernetes' `UserInfo`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,8 +31,8 @@ pub struct Request {
     pub uid: String,
     /// CREATE, UPDATE, DELETE or CONNECT.
     pub operation: Operation,
-    pub kind: GroupVersionKind,
-    pub resource: GroupVersionResource,
+    pub kind: GroupVersionKind<'static>,
+    pub resource: GroupVersionResource<'static>,
     /// The subresource (`status`, `scale`), or empty.
     pub sub_resource: String,
     pub name: String,
@@ -124,17 +102,17 @@ impl Request {
             }
         };
         let resource = GroupVersionResource {
-            group: group.clone(),
-            version: version.clone(),
-            resource: resource_of(&group, &kind),
+            group: group.clone().into(),
+            version: version.clone().into(),
+            resource: resource_of(&group, &kind).into(),
         };
         Ok(Request {
             uid: String::new(),
             operation,
             kind: GroupVersionKind {
-                group,
-                version,
-                kind,
+                group: group.into(),
+                version: version.into(),
+                kind: kind.into(),
             },
             resource,
             sub_resource: String::new(),
@@ -154,11 +132,13 @@ impl Request {
     pub fn from_admission_request(value: &Value) -> Result<Request, RequestError> {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
-        struct Raw {
+        struct Raw<'a> {
             #[serde(default)]
             uid: String,
-            kind: GroupVersionKind,
-            resource: GroupVersionResource,
+            #[serde(borrow)]
+            kind: GroupVersionKind<'a>,
+            #[serde(borrow)]
+            resource: GroupVersionResource<'a>,
             #[serde(default)]
             sub_resource: String,
             #[serde(default)]
@@ -177,7 +157,7 @@ impl Request {
             #[serde(default)]
             options: Option<Value>,
         }
-        let raw: Raw = serde_json::from_value(value.clone())
+        let raw = Raw::deserialize(value)
             .map_err(|e| RequestError(format!("invalid AdmissionRequest: {e}")))?;
         let Some(operation) = Operation::parse(&raw.operation) else {
             return Err(RequestError(format!(
@@ -188,8 +168,8 @@ impl Request {
         Ok(Request {
             uid: raw.uid,
             operation,
-            kind: raw.kind,
-            resource: raw.resource,
+            kind: raw.kind.into_owned(),
+            resource: raw.resource.into_owned(),
             sub_resource: raw.sub_resource,
             name: raw.name,
             namespace: raw.namespace,

@@ -231,8 +231,8 @@ impl Index {
             return Vec::new();
         };
         let mut out = Vec::new();
-        let resource = req.resource.resource.as_str();
-        let groups = std::iter::once(req.resource.group.as_str()).chain(
+        let resource = req.resource.resource.as_ref();
+        let groups = std::iter::once(req.resource.group.as_ref()).chain(
             equivalent_groups(&req.resource.group, resource)
                 .iter()
                 .copied(),
@@ -246,9 +246,9 @@ impl Index {
                 }
             }
         }
-        for g in [req.kind.group.as_str(), "*"] {
+        for g in [req.kind.group.as_ref(), "*"] {
             if let Some(by_kind) = self.kinds[slot].get(g) {
-                for k in [req.kind.kind.as_str(), "*"] {
+                for k in [req.kind.kind.as_ref(), "*"] {
                     if let Some(ids) = by_kind.get(k) {
                         out.extend_from_slice(ids);
                     }

@@ -16,8 +16,7 @@ use std::sync::Arc;
 
 use anyhow::{Result, anyhow};
 use rampart_policy::{
-    CompileOptions, GroupVersionKind, GroupVersionResource, PolicySet as CompiledPolicies, Request,
-    RequestKey, UserInfo, ValidationAction,
+    CompileOptions, PolicySet as CompiledPolicies, Request, RequestKey, UserInfo, ValidationAction,
 };
 use serde_json::{Value, json};
 
@@ -200,16 +199,8 @@ fn request_of(cx: &Context<'_>, object: Option<Value>) -> Request {
     Request {
         uid: r.uid.to_string(),
         operation: r.operation,
-        kind: GroupVersionKind {
-            group: r.kind.group.to_string(),
-            version: r.kind.version.to_string(),
-            kind: r.kind.kind.to_string(),
-        },
-        resource: GroupVersionResource {
-            group: r.resource.group.to_string(),
-            version: r.resource.version.to_string(),
-            resource: r.resource.resource.to_string(),
-        },
+        kind: r.kind.clone().into_owned(),
+        resource: r.resource.clone().into_owned(),
         sub_resource: r.sub_resource.to_string(),
         name: r.name.to_string(),
         namespace: r.namespace.to_string(),
