@@ -133,8 +133,6 @@ struct State {
     policies: BTreeMap<(String, String, String), Value>,
     namespaces: BTreeMap<String, Value>,
     objects: HashMap<ObjectKey, (Value, Audited)>,
-    /// Keys seen during a watcher's initial listing, per kind.
-    listing: HashMap<String, HashSet<ObjectKey>>,
     dirty: BTreeSet<Scope>,
     recompile: bool,
     /// Objects with new violations since the last flush.
@@ -149,8 +147,6 @@ struct State {
     pending_kinds: BTreeSet<KindSelector>,
     /// Kinds whose initial listing completed.
     synced: HashSet<String>,
-    /// `(namespace, name)` of the policies seen during a policy kind's listing.
-    policy_listing: HashMap<String, HashSet<(String, String)>>,
     /// `(group, kind)` of the policies' `paramKind`s: their objects are
     /// compiled (and handed to the webhook) with the policies.
     param_kinds: BTreeSet<(String, String)>,
@@ -270,7 +266,6 @@ impl Default for State {
             policies: BTreeMap::new(),
             namespaces: BTreeMap::new(),
             objects: HashMap::new(),
-            listing: HashMap::new(),
             dirty: BTreeSet::new(),
             recompile: false,
             violations: BTreeSet::new(),
@@ -280,7 +275,6 @@ impl Default for State {
             event_refilled: None,
             pending_kinds: BTreeSet::new(),
             synced: HashSet::new(),
-            policy_listing: HashMap::new(),
             param_kinds: BTreeSet::new(),
             policy_generation: 0,
             last_good: LastGood::new(),
@@ -497,134 +491,182 @@ fn lock(state: &Shared) -> std::sync::MutexGuard<'_, State> {
     state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn strip(mut value: Value) -> Value {
-    if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.remove("managedFields");
-    }
-    value
-}
-
-/// Items of lists and watches come without `apiVersion` and `kind`.
-fn typed(ar: &kube::api::ApiResource, mut value: Value) -> Value {
+/// An object as the state keeps it: JSON, with `apiVersion` and `kind`
+/// (watch items come without them) and without `managedFields`.
+fn document(ar: &kube::api::ApiResource, obj: &DynamicObject) -> Option<Value> {
+    let mut value = match serde_json::to_value(obj) {
+        Ok(v) => v,
+        Err(e) => {
+            // Never silently: a dropped object would vanish from the reports.
+            tracing::error!(kind = %ar.kind, name = ?obj.metadata.name, error = %e, "an object could not be converted; it is not audited");
+            CONVERSION_FAILURES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return None;
+        }
+    };
     if let Some(map) = value.as_object_mut() {
         map.insert("apiVersion".into(), Value::String(ar.api_version.clone()));
         map.insert("kind".into(), Value::String(ar.kind.clone()));
+        if let Some(meta) = map.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("managedFields");
+        }
     }
-    value
+    Some(value)
 }
 
-/// Feeds one kind's watch events into the state.
+/// Objects the controller could not convert to audit (see [`document`]).
+pub static CONVERSION_FAILURES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Feeds one kind's watch into the state, with a kube-runtime reflector
+/// keeping the kind's keys: its store buffers a (re-)listing and swaps it in
+/// whole at `InitDone`, when what the state holds of the kind but the store
+/// does not was deleted while the watch was down. The store keeps metadata
+/// only; the state keeps what the audit needs, once.
 async fn watch_kind(client: kube::Client, state: Shared, ar: kube::api::ApiResource, policy: bool) {
     let api: Api<DynamicObject> = Api::all_with(client, &ar);
     let kind = ar.kind.clone();
+    let writer = kube::runtime::reflector::store::Writer::<DynamicObject>::new(ar.clone());
+    let store = writer.as_reader();
+    let feed = state.clone();
+    let feed_ar = ar.clone();
     let mut stream = watcher(api, watcher::Config::default())
         .default_backoff()
+        .map(move |event| {
+            if let Ok(e) = &event {
+                let mut st = lock(&feed);
+                match e {
+                    watcher::Event::InitApply(obj) | watcher::Event::Apply(obj) => {
+                        if let Some(value) = document(&feed_ar, obj) {
+                            st.apply(&feed_ar.kind, &feed_ar.group, policy, value);
+                        }
+                    }
+                    watcher::Event::Delete(obj) => {
+                        if let Some(value) = document(&feed_ar, obj) {
+                            st.delete(&feed_ar.kind, &feed_ar.group, policy, &value);
+                        }
+                    }
+                    watcher::Event::Init | watcher::Event::InitDone => {}
+                }
+            }
+            event
+        })
+        .modify(|obj: &mut DynamicObject| {
+            obj.data = Value::Null;
+            obj.metadata = kube::api::ObjectMeta {
+                name: obj.metadata.name.take(),
+                namespace: obj.metadata.namespace.take(),
+                ..kube::api::ObjectMeta::default()
+            };
+        })
+        .reflect(writer)
         .boxed();
     while let Some(event) = stream.next().await {
-        let event = match event {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::debug!(kind = %kind, error = %e, "watch error (retrying)");
-                continue;
-            }
-        };
-        let mut st = lock(&state);
         match event {
-            watcher::Event::Init => {
-                st.listing.insert(kind.clone(), HashSet::new());
-                if policy {
-                    // A re-list replaces the kind's policies at InitDone,
-                    // not now: clearing them first would compile (and hand
-                    // the webhook) a partial set while the list streams in.
-                    st.policy_listing.insert(kind.clone(), HashSet::new());
-                }
-            }
-            watcher::Event::InitApply(obj) | watcher::Event::Apply(obj) => {
-                let value = typed(&ar, strip(serde_json::to_value(&obj).unwrap_or_default()));
-                if policy {
-                    let key = (
-                        kind.clone(),
-                        obj.metadata.namespace.clone().unwrap_or_default(),
-                        obj.metadata.name.clone().unwrap_or_default(),
-                    );
-                    if st.policies.get(&key).map(|v| &v["spec"]) != Some(&value["spec"]) {
-                        st.recompile = true;
-                    }
-                    if let Some(seen) = st.policy_listing.get_mut(&kind) {
-                        seen.insert((key.1.clone(), key.2.clone()));
-                    }
-                    st.policies.insert(key, value);
-                    continue;
-                }
-                if kind == "Namespace" {
-                    let name = obj.metadata.name.clone().unwrap_or_default();
-                    let labels_changed = st.namespaces.get(&name).map(|v| &v["metadata"]["labels"])
-                        != Some(&value["metadata"]["labels"]);
-                    if labels_changed {
-                        st.recompile = true;
-                    }
-                    st.namespaces.insert(name, value.clone());
-                }
-                if let Some(key) = ObjectKey::of(&value)
-                    && let Some(seen) = st.listing.get_mut(&kind)
-                {
-                    seen.insert(key);
-                }
-                if st.is_param_kind(&ar.group, &kind) {
-                    st.recompile = true;
-                }
-                st.upsert(value);
-            }
-            watcher::Event::Delete(obj) => {
-                if policy {
-                    st.policies.remove(&(
-                        kind.clone(),
-                        obj.metadata.namespace.clone().unwrap_or_default(),
-                        obj.metadata.name.clone().unwrap_or_default(),
-                    ));
-                    st.recompile = true;
-                    continue;
-                }
-                let value = typed(&ar, serde_json::to_value(&obj).unwrap_or_default());
-                if kind == "Namespace" {
-                    st.namespaces
-                        .remove(obj.metadata.name.as_deref().unwrap_or_default());
-                    st.recompile = true;
-                }
-                if st.is_param_kind(&ar.group, &kind) {
-                    st.recompile = true;
-                }
-                if let Some(key) = ObjectKey::of(&value) {
-                    st.remove(&key);
-                }
-            }
-            watcher::Event::InitDone => {
-                if policy {
-                    // Policies deleted while the watch was down.
-                    let seen = st.policy_listing.remove(&kind).unwrap_or_default();
-                    let before = st.policies.len();
-                    st.policies.retain(|(k, ns, name), _| {
-                        *k != kind || seen.contains(&(ns.clone(), name.clone()))
-                    });
-                    if st.policies.len() != before {
-                        st.recompile = true;
-                    }
-                    st.synced.insert(kind.clone());
-                    continue;
-                }
-                st.synced.insert(kind.clone());
-                // Objects deleted while the watch was down.
-                let seen = st.listing.remove(&kind).unwrap_or_default();
-                let gone: Vec<ObjectKey> = st
-                    .objects
-                    .keys()
-                    .filter(|k| k.kind == kind && !seen.contains(*k))
-                    .cloned()
+            Ok(watcher::Event::InitDone) => {
+                let listed: HashSet<(String, String)> = store
+                    .state()
+                    .iter()
+                    .map(|o| {
+                        (
+                            o.metadata.namespace.clone().unwrap_or_default(),
+                            o.metadata.name.clone().unwrap_or_default(),
+                        )
+                    })
                     .collect();
-                for key in gone {
-                    st.remove(&key);
-                }
+                let mut st = lock(&state);
+                st.relist(&kind, policy, &listed);
+                st.synced.insert(kind.clone());
             }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(kind = %kind, error = %e, "watch error (retrying)"),
+        }
+    }
+}
+
+impl State {
+    /// A policy's key in `policies`.
+    fn policy_key(kind: &str, value: &Value) -> (String, String, String) {
+        let meta = &value["metadata"];
+        (
+            kind.to_owned(),
+            meta["namespace"].as_str().unwrap_or_default().to_owned(),
+            meta["name"].as_str().unwrap_or_default().to_owned(),
+        )
+    }
+
+    /// One object of `kind` added or changed.
+    fn apply(&mut self, kind: &str, group: &str, policy: bool, value: Value) {
+        if policy {
+            let key = Self::policy_key(kind, &value);
+            if self.policies.get(&key).map(|v| &v["spec"]) != Some(&value["spec"]) {
+                self.recompile = true;
+            }
+            self.policies.insert(key, value);
+            return;
+        }
+        if kind == "Namespace" {
+            let name = value["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let labels_changed = self.namespaces.get(&name).map(|v| &v["metadata"]["labels"])
+                != Some(&value["metadata"]["labels"]);
+            if labels_changed {
+                self.recompile = true;
+            }
+            self.namespaces.insert(name, value.clone());
+        }
+        if self.is_param_kind(group, kind) {
+            self.recompile = true;
+        }
+        self.upsert(value);
+    }
+
+    /// One object of `kind` deleted.
+    fn delete(&mut self, kind: &str, group: &str, policy: bool, value: &Value) {
+        if policy {
+            self.policies.remove(&Self::policy_key(kind, value));
+            self.recompile = true;
+            return;
+        }
+        if kind == "Namespace" {
+            self.namespaces
+                .remove(value["metadata"]["name"].as_str().unwrap_or_default());
+            self.recompile = true;
+        }
+        if self.is_param_kind(group, kind) {
+            self.recompile = true;
+        }
+        if let Some(key) = ObjectKey::of(value) {
+            self.remove(&key);
+        }
+    }
+
+    /// After a (re-)listing of `kind`: what the state holds of it but the
+    /// listing (`(namespace, name)`) does not was deleted while the watch
+    /// was down.
+    fn relist(&mut self, kind: &str, policy: bool, listed: &HashSet<(String, String)>) {
+        if policy {
+            let before = self.policies.len();
+            self.policies.retain(|(k, ns, name), _| {
+                k != kind || listed.contains(&(ns.clone(), name.clone()))
+            });
+            if self.policies.len() != before {
+                self.recompile = true;
+            }
+            return;
+        }
+        let gone: Vec<ObjectKey> = self
+            .objects
+            .keys()
+            .filter(|k| k.kind == kind && !listed.contains(&(k.namespace.clone(), k.name.clone())))
+            .cloned()
+            .collect();
+        for key in gone {
+            if kind == "Namespace" {
+                self.namespaces.remove(&key.name);
+                self.recompile = true;
+            }
+            self.remove(&key);
         }
     }
 }
@@ -1206,6 +1248,35 @@ mod tests {
             "metadata": {"name": "p"},
             "spec": {"matchConstraints": {"kinds": ["Pod"]},
                 "validations": [{"name": "v", "expression": expression}]}})
+    }
+
+    #[test]
+    fn a_relisting_drops_what_was_deleted_while_the_watch_was_down() {
+        let mut st = State::default();
+        st.apply("Pod", "", false, pod("a", "1", true));
+        st.apply("Pod", "", false, pod("b", "1", false));
+        st.apply("ClusterPolicy", "rampart.dev", true, policy("true"));
+        st.dirty.clear();
+        st.recompile = false;
+        st.relist(
+            "Pod",
+            false,
+            &HashSet::from([("team".to_owned(), "b".to_owned())]),
+        );
+        let names: Vec<&str> = st.objects.keys().map(|k| k.name.as_str()).collect();
+        assert_eq!(names, ["b"]);
+        assert_eq!(st.dirty, BTreeSet::from([Some("team".to_owned())]));
+        // Still listed: kept; gone: dropped and recompiled.
+        st.relist(
+            "ClusterPolicy",
+            true,
+            &HashSet::from([(String::new(), "p".to_owned())]),
+        );
+        assert_eq!(st.policies.len(), 1);
+        assert!(!st.recompile);
+        st.relist("ClusterPolicy", true, &HashSet::new());
+        assert!(st.policies.is_empty());
+        assert!(st.recompile);
     }
 
     #[test]
