@@ -15,7 +15,7 @@ pub use policies::{POLICY_KINDS, PolicyWatch, PolicyWatchOptions};
 /// What can go wrong reaching the API server.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("reading kubeconfig {path}: {source}")]
+    #[error("reading kubeconfig {path}")]
     Kubeconfig {
         path: PathBuf,
         source: kube::config::KubeconfigError,
@@ -24,7 +24,7 @@ pub enum Error {
         "finding a kubeconfig (KUBECONFIG, ~/.kube/config or the in-cluster service account): {0}"
     )]
     Infer(#[from] kube::config::InferConfigError),
-    #[error("building the Kubernetes client: {0}")]
+    #[error("building the Kubernetes client")]
     Client(#[from] kube::Error),
 }
 

@@ -154,6 +154,7 @@ async fn compile_loop(
     let mut last_good = LastGood::new();
     let mut receivers: Vec<watch::Receiver<u64>> =
         caches.iter().map(ObjectCache::changes).collect();
+    let began = tokio::time::Instant::now();
     loop {
         let Some(ready_before) = this.upgrade().map(|t| t.is_ready()) else {
             return;
@@ -189,9 +190,12 @@ async fn compile_loop(
             .iter()
             .filter(|k| !params.get(*k).is_some_and(ObjectCache::is_ready))
             .collect();
-        // At start, wait for the parameter kinds that are being listed: the
-        // first set in force has every policy whose parameters exist.
-        let starting = !ready_before && unlisted_kinds.iter().any(|k| params.contains_key(*k));
+        // At start, wait (a while) for the parameter kinds that are being
+        // listed: the first set in force has every policy whose parameters
+        // exist. A kind that cannot be listed (forbidden) is held after that.
+        let starting = !ready_before
+            && began.elapsed() < PARAMS_AT_START
+            && unlisted_kinds.iter().any(|k| params.contains_key(*k));
         if listed && !starting {
             // A policy whose parameter kind is not listed (yet, or at all)
             // keeps its previous version; the others go through.
@@ -260,11 +264,16 @@ async fn compile_loop(
         // parameter kind fails, for the next retry), then let a burst settle.
         let changed =
             futures::future::select_all(receivers.iter_mut().map(|r| Box::pin(r.changed())));
+        let wake = match (failed.is_empty(), starting) {
+            (_, true) => Some(began + PARAMS_AT_START),
+            (false, false) => Some(tokio::time::Instant::now() + DISCOVERY_RETRY),
+            (true, false) => None,
+        };
         let retry = async {
-            if failed.is_empty() {
-                std::future::pending::<()>().await;
+            match wake {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending::<()>().await,
             }
-            tokio::time::sleep(DISCOVERY_RETRY).await;
         };
         tokio::select! {
             (result, _, _) = changed => if result.is_err() { return },
@@ -279,6 +288,9 @@ async fn compile_loop(
 
 /// How often discovery of a parameter kind that failed is tried again.
 const DISCOVERY_RETRY: Duration = Duration::from_secs(30);
+
+/// How long the first compilation waits for parameter kinds being listed.
+const PARAMS_AT_START: Duration = Duration::from_secs(30);
 
 #[cfg(test)]
 mod tests {
