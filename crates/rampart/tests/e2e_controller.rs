@@ -40,6 +40,23 @@ fn controller_args<'a>(lease: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     args
 }
 
+/// A controller (no violation Events) on a Lease of its own, once it has
+/// installed the CRDs.
+fn start_controller(lease_prefix: &str, dir: &std::path::Path) -> Proc {
+    let lease = unique(lease_prefix);
+    let controller = Proc::start(
+        "controller",
+        &controller_args(&lease, &["--no-events"]),
+        dir,
+    );
+    wait_until(Duration::from_secs(60), "the ClusterPolicy CRD", || {
+        kubectl(&["get", "crd", "clusterpolicies.rampart.dev"])
+            .status
+            .success()
+    });
+    controller
+}
+
 fn report(ns: &str) -> Option<Value> {
     let out = kubectl(&[
         "get",
@@ -561,17 +578,7 @@ fn policies_on_other_kinds_are_audited_too() {
             "--ignore-not-found",
         ]);
     });
-    let lease = unique("e2e-kinds");
-    let mut controller = Proc::start(
-        "controller",
-        &controller_args(&lease, &["--no-events"]),
-        tmp.path(),
-    );
-    wait_until(Duration::from_secs(60), "the ClusterPolicy CRD", || {
-        kubectl(&["get", "crd", "clusterpolicies.rampart.dev"])
-            .status
-            .success()
-    });
+    let mut controller = start_controller("e2e-kinds", tmp.path());
     apply(
         r#"apiVersion: rampart.dev/v1alpha1
 kind: ClusterPolicy
@@ -684,17 +691,7 @@ fn a_policy_update_that_does_not_compile_is_reported_and_the_previous_version_au
             "--ignore-not-found",
         ]);
     });
-    let lease = unique("e2e-last-good");
-    let mut controller = Proc::start(
-        "controller",
-        &controller_args(&lease, &["--no-events"]),
-        tmp.path(),
-    );
-    wait_until(Duration::from_secs(60), "the ClusterPolicy CRD", || {
-        kubectl(&["get", "crd", "clusterpolicies.rampart.dev"])
-            .status
-            .success()
-    });
+    let mut controller = start_controller("e2e-last-good", tmp.path());
     apply(NO_PASSWORDS);
     wait_until(Duration::from_secs(60), "the ConfigMaps' results", || {
         summary(&ns) == Some((1, 1))

@@ -29,12 +29,7 @@ fn the_webhook_judges_objects_created_a_moment_ago() {
     std::fs::write(&config, "bestPractices: {mode: off}\n").unwrap();
 
     // serve --cluster watches the policy CRDs too: install them first.
-    let crds = std::process::Command::new(rampart_bin())
-        .arg("crds")
-        .output()
-        .unwrap();
-    assert!(crds.status.success());
-    apply(&String::from_utf8(crds.stdout).unwrap());
+    apply_crds();
 
     // Every watch event is applied 5 s late, so the objects created below
     // reach the webhook before its caches have them, as on a busy cluster;
@@ -58,28 +53,20 @@ fn the_webhook_judges_objects_created_a_moment_ago() {
         || serve.log_text().contains(r#""message":"ready""#),
     );
 
-    let out = std::process::Command::new(rampart_bin())
-        .args([
-            "webhook-config",
-            "--name",
-            "rampart-live",
-            "--url",
-            &format!("https://{addr}"),
-            "--ca-bundle-file",
-            pki.ca_path().to_str().unwrap(),
-            "--failure-policy",
-            "Fail",
-            "--exec-protection",
-            "--config",
-            config.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let webhook_config = rampart_ok(&[
+        "webhook-config",
+        "--name",
+        "rampart-live",
+        "--url",
+        &format!("https://{addr}"),
+        "--ca-bundle-file",
+        pki.ca_path().to_str().unwrap(),
+        "--failure-policy",
+        "Fail",
+        "--exec-protection",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
     let _unregister = Cleanup(|| {
         let _ = kubectl(&[
             "delete",
@@ -88,7 +75,7 @@ fn the_webhook_judges_objects_created_a_moment_ago() {
             "--ignore-not-found",
         ]);
     });
-    apply(&String::from_utf8(out.stdout).unwrap());
+    apply(&webhook_config);
 
     // The API server picks the configuration up asynchronously: wait until
     // a namespace labelled before the test is judged by Rampart.

@@ -220,17 +220,7 @@ fn cluster_policies_reach_the_webhook_and_broken_ones_do_not() {
     });
 
     // The CRDs as `rampart crds` prints them.
-    let crds = std::process::Command::new(rampart_bin())
-        .arg("crds")
-        .output()
-        .unwrap();
-    assert!(crds.status.success());
-    apply(&String::from_utf8(crds.stdout).unwrap());
-    wait_until(Duration::from_secs(30), "the ClusterPolicy CRD", || {
-        kubectl(&["get", "clusterpolicies.rampart.dev"])
-            .status
-            .success()
-    });
+    apply_crds();
 
     apply(&ceiling(3));
     // What the webhook configuration is rendered from (the controller

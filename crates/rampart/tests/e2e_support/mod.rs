@@ -148,6 +148,33 @@ pub fn wait_for_port(port: u16, timeout: Duration) {
     });
 }
 
+/// Runs `rampart ARGS` against the test cluster; it must succeed. Returns stdout.
+#[track_caller]
+pub fn rampart_ok(args: &[&str]) -> String {
+    let out = Command::new(rampart_bin())
+        .args(args)
+        .env("KUBECONFIG", kubeconfig())
+        .output()
+        .expect("running rampart");
+    assert!(
+        out.status.success(),
+        "rampart {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("rampart printed UTF-8")
+}
+
+/// Applies Rampart's CRDs as `rampart crds` prints them and waits until
+/// ClusterPolicies can be listed.
+pub fn apply_crds() {
+    apply(&rampart_ok(&["crds"]));
+    wait_until(Duration::from_secs(30), "the ClusterPolicy CRD", || {
+        kubectl(&["get", "clusterpolicies.rampart.dev"])
+            .status
+            .success()
+    });
+}
+
 /// `rampart serve` on a free local port with `pki`'s serving certificate
 /// and `extra` flags, started and listening; returns it and its address.
 pub fn start_serve(
