@@ -540,9 +540,14 @@ async fn watch_kind(client: kube::Client, state: Shared, ar: kube::api::ApiResou
                         }
                     }
                     watcher::Event::Delete(obj) => {
-                        if let Some(value) = document(&feed_ar, obj) {
-                            st.delete(&feed_ar.kind, &feed_ar.group, policy, &value);
-                        }
+                        // From the metadata alone: a delete must never be lost.
+                        let key = ObjectKey {
+                            api_version: feed_ar.api_version.clone(),
+                            kind: feed_ar.kind.clone(),
+                            namespace: obj.metadata.namespace.clone().unwrap_or_default(),
+                            name: obj.metadata.name.clone().unwrap_or_default(),
+                        };
+                        st.delete(&feed_ar.group, policy, &key);
                     }
                     watcher::Event::Init | watcher::Event::InitDone => {}
                 }
@@ -573,7 +578,7 @@ async fn watch_kind(client: kube::Client, state: Shared, ar: kube::api::ApiResou
                     })
                     .collect();
                 let mut st = lock(&state);
-                st.relist(&kind, policy, &listed);
+                st.relist(&ar.api_version, &kind, policy, &listed);
                 st.synced.insert(kind.clone());
             }
             Ok(_) => {}
@@ -621,30 +626,34 @@ impl State {
         self.upsert(value);
     }
 
-    /// One object of `kind` deleted.
-    fn delete(&mut self, kind: &str, group: &str, policy: bool, value: &Value) {
+    /// One object deleted.
+    fn delete(&mut self, group: &str, policy: bool, key: &ObjectKey) {
         if policy {
-            self.policies.remove(&Self::policy_key(kind, value));
+            self.policies
+                .remove(&(key.kind.clone(), key.namespace.clone(), key.name.clone()));
             self.recompile = true;
             return;
         }
-        if kind == "Namespace" {
-            self.namespaces
-                .remove(value["metadata"]["name"].as_str().unwrap_or_default());
+        if key.kind == "Namespace" {
+            self.namespaces.remove(&key.name);
             self.recompile = true;
         }
-        if self.is_param_kind(group, kind) {
+        if self.is_param_kind(group, &key.kind) {
             self.recompile = true;
         }
-        if let Some(key) = ObjectKey::of(value) {
-            self.remove(&key);
-        }
+        self.remove(key);
     }
 
-    /// After a (re-)listing of `kind`: what the state holds of it but the
-    /// listing (`(namespace, name)`) does not was deleted while the watch
-    /// was down.
-    fn relist(&mut self, kind: &str, policy: bool, listed: &HashSet<(String, String)>) {
+    /// After a (re-)listing of one kind (`api_version`, `kind`): what the
+    /// state holds of it but the listing (`(namespace, name)`) does not was
+    /// deleted while the watch was down.
+    fn relist(
+        &mut self,
+        api_version: &str,
+        kind: &str,
+        policy: bool,
+        listed: &HashSet<(String, String)>,
+    ) {
         if policy {
             let before = self.policies.len();
             self.policies.retain(|(k, ns, name), _| {
@@ -658,15 +667,16 @@ impl State {
         let gone: Vec<ObjectKey> = self
             .objects
             .keys()
-            .filter(|k| k.kind == kind && !listed.contains(&(k.namespace.clone(), k.name.clone())))
+            .filter(|k| {
+                k.kind == kind
+                    && k.api_version == api_version
+                    && !listed.contains(&(k.namespace.clone(), k.name.clone()))
+            })
             .cloned()
             .collect();
+        let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
         for key in gone {
-            if kind == "Namespace" {
-                self.namespaces.remove(&key.name);
-                self.recompile = true;
-            }
-            self.remove(&key);
+            self.delete(group, false, &key);
         }
     }
 }
@@ -1259,22 +1269,42 @@ mod tests {
         st.dirty.clear();
         st.recompile = false;
         st.relist(
+            "v1",
             "Pod",
             false,
             &HashSet::from([("team".to_owned(), "b".to_owned())]),
         );
-        let names: Vec<&str> = st.objects.keys().map(|k| k.name.as_str()).collect();
-        assert_eq!(names, ["b"]);
+        // The same kind name in another API group is not this listing's.
+        st.apply("Pod", "example.com", false, {
+            let mut p = pod("c", "1", false);
+            p["apiVersion"] = json!("example.com/v1");
+            p
+        });
+        st.relist(
+            "v1",
+            "Pod",
+            false,
+            &HashSet::from([("team".to_owned(), "b".to_owned())]),
+        );
+        let mut names: Vec<&str> = st.objects.keys().map(|k| k.name.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["b", "c"]);
         assert_eq!(st.dirty, BTreeSet::from([Some("team".to_owned())]));
         // Still listed: kept; gone: dropped and recompiled.
         st.relist(
+            "rampart.dev/v1alpha1",
             "ClusterPolicy",
             true,
             &HashSet::from([(String::new(), "p".to_owned())]),
         );
         assert_eq!(st.policies.len(), 1);
         assert!(!st.recompile);
-        st.relist("ClusterPolicy", true, &HashSet::new());
+        st.relist(
+            "rampart.dev/v1alpha1",
+            "ClusterPolicy",
+            true,
+            &HashSet::new(),
+        );
         assert!(st.policies.is_empty());
         assert!(st.recompile);
     }

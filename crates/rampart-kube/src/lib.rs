@@ -20,9 +20,7 @@ pub enum Error {
         path: PathBuf,
         source: kube::config::KubeconfigError,
     },
-    #[error(
-        "finding a kubeconfig (KUBECONFIG, ~/.kube/config or the in-cluster service account): {0}"
-    )]
+    #[error("finding a kubeconfig (KUBECONFIG, ~/.kube/config or the in-cluster service account)")]
     Infer(#[from] kube::config::InferConfigError),
     #[error("building the Kubernetes client")]
     Client(#[from] kube::Error),

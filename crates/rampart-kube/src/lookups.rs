@@ -132,6 +132,8 @@ impl ClusterLookups {
         if !namespace.is_empty() && self.namespaces.get("", namespace).is_none() {
             let api: Api<DynamicObject> =
                 Api::all_with(self.client.clone(), self.namespaces.resource());
+            // Whatever this read finds, an older one no longer answers.
+            lock(&self.fetched_namespaces).remove(namespace);
             match tokio::time::timeout(timeout, api.get_opt(namespace)).await {
                 Ok(Ok(Some(ns))) => {
                     tracing::info!(
@@ -163,6 +165,7 @@ impl ClusterLookups {
         }
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.client.clone(), namespace, cache.resource());
+        lock(&self.fetched_pods).remove(&(namespace.to_owned(), name.to_owned()));
         match tokio::time::timeout(timeout, api.get_opt(name)).await {
             Ok(Ok(Some(p))) => {
                 tracing::info!(

@@ -154,7 +154,9 @@ async fn compile_loop(
     let mut last_good = LastGood::new();
     let mut receivers: Vec<watch::Receiver<u64>> =
         caches.iter().map(ObjectCache::changes).collect();
-    let began = tokio::time::Instant::now();
+    // When the first parameter-kind watch started: the first compilation
+    // waits a while from then for parameter kinds being listed.
+    let mut params_began: Option<tokio::time::Instant> = None;
     loop {
         let Some(ready_before) = this.upgrade().map(|t| t.is_ready()) else {
             return;
@@ -176,6 +178,7 @@ async fn compile_loop(
             match kube::discovery::pinned_kind(&client, &gvk).await {
                 Ok((ar, _)) => {
                     failed.remove(key);
+                    params_began.get_or_insert_with(tokio::time::Instant::now);
                     let cache = ObjectCache::start(client.clone(), ar, |_| {});
                     receivers.push(cache.changes());
                     params.insert(key.clone(), cache);
@@ -193,8 +196,9 @@ async fn compile_loop(
         // At start, wait (a while) for the parameter kinds that are being
         // listed: the first set in force has every policy whose parameters
         // exist. A kind that cannot be listed (forbidden) is held after that.
+        let grace_ends = params_began.map(|t| t + PARAMS_AT_START);
         let starting = !ready_before
-            && began.elapsed() < PARAMS_AT_START
+            && grace_ends.is_some_and(|end| tokio::time::Instant::now() < end)
             && unlisted_kinds.iter().any(|k| params.contains_key(*k));
         if listed && !starting {
             // A policy whose parameter kind is not listed (yet, or at all)
@@ -265,7 +269,7 @@ async fn compile_loop(
         let changed =
             futures::future::select_all(receivers.iter_mut().map(|r| Box::pin(r.changed())));
         let wake = match (failed.is_empty(), starting) {
-            (_, true) => Some(began + PARAMS_AT_START),
+            (_, true) => grace_ends,
             (false, false) => Some(tokio::time::Instant::now() + DISCOVERY_RETRY),
             (true, false) => None,
         };
