@@ -51,7 +51,7 @@ pub struct Config {
     /// Mode per rule ID, overriding each rule's default.
     pub rules: BTreeMap<String, Mode>,
     pub best_practices: BestPractices,
-    pub pod_security: PodSecurity,
+    pub pod_security: PodSecurityConfig,
     pub images: Images,
     pub sandbox: Sandbox,
     pub namespace_protection: NamespaceProtection,
@@ -67,7 +67,7 @@ impl Default for Config {
             excluded_namespaces: vec!["kube-system".into(), "kube-node-lease".into()],
             rules: BTreeMap::new(),
             best_practices: BestPractices::default(),
-            pod_security: PodSecurity::default(),
+            pod_security: PodSecurityConfig::default(),
             images: Images::default(),
             sandbox: Sandbox::default(),
             namespace_protection: NamespaceProtection::default(),
@@ -100,7 +100,7 @@ impl Default for BestPractices {
 /// Pod Security admission, compatible with `pod-security.kubernetes.io` labels.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
-pub struct PodSecurity {
+pub struct PodSecurityConfig {
     pub enabled: bool,
     /// Policy for namespaces without labels, as upstream's
     /// `PodSecurityConfiguration.defaults`.
@@ -112,7 +112,7 @@ pub struct PodSecurity {
     pub rampart_label: bool,
 }
 
-impl Default for PodSecurity {
+impl Default for PodSecurityConfig {
     fn default() -> Self {
         Self {
             enabled: true,

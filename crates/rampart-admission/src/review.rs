@@ -33,21 +33,7 @@ fn bad(msg: impl Into<String>) -> BadReview {
     BadReview(msg.into())
 }
 
-pub use rampart_core::request::{GroupVersionKind, GroupVersionResource, Operation};
-
-/// Who made the request. `extra` stays raw JSON until a CEL policy reads
-/// `request.userInfo.extra`; it is never logged.
-#[derive(Debug, Default, Deserialize)]
-pub struct UserInfo<'a> {
-    #[serde(borrow, default)]
-    pub username: Cow<'a, str>,
-    #[serde(borrow, default)]
-    pub uid: Cow<'a, str>,
-    #[serde(borrow, default)]
-    pub groups: Vec<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    pub extra: Option<&'a RawValue>,
-}
+pub use rampart_core::request::{GroupVersionKind, GroupVersionResource, Operation, UserInfo};
 
 /// `request` of an `AdmissionReview`, borrowing from the body.
 #[derive(Debug, Deserialize)]
@@ -66,7 +52,8 @@ pub struct AdmissionRequest<'a> {
     #[serde(borrow, default)]
     pub namespace: Cow<'a, str>,
     pub operation: Operation,
-    #[serde(borrow, default)]
+    /// Owned: `extra` is small and a policy may read it.
+    #[serde(default)]
     pub user_info: UserInfo<'a>,
     #[serde(borrow, default)]
     pub object: Option<&'a RawValue>,

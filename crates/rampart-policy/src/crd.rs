@@ -438,7 +438,7 @@ pub enum PatchType {
 pub struct BuiltinChecks {
     /// Pod Security Standards level and version to enforce.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pod_security: Option<PodSecurity>,
+    pub pod_security: Option<PodSecurityProfile>,
     /// Best-practice checks to run, by ID (`rampart checks`); `*` for all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checks: Option<Vec<String>>,
@@ -460,7 +460,7 @@ pub struct BuiltinChecks {
 /// A Pod Security Standards profile.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct PodSecurity {
+pub struct PodSecurityProfile {
     /// privileged, baseline or restricted.
     pub level: String,
     /// `latest` (default) or `v1.N`.
@@ -501,7 +501,7 @@ pub fn default_builtin_policy() -> ClusterPolicy {
                         .into(),
                 ),
                 builtin: Some(BuiltinChecks {
-                    pod_security: Some(PodSecurity {
+                    pod_security: Some(PodSecurityProfile {
                         level: "restricted".into(),
                         version: Some("latest".into()),
                     }),

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use crate::crd::{FailurePolicy, PatchType, Reason, ValidationAction};
 use crate::decision::{Actions, AppliedPatch, Decision, Evaluation, Outcome, PolicyKind};
 use crate::matching::NamespaceLabels;
-use crate::request::Request;
 use crate::set::{CompiledValidation, MutationSource, Param, PolicySet, Unit, param_labels};
+use rampart_core::request::Request;
 
 /// The request's documents, converted to CEL once and shared by every policy.
 struct Inputs {
@@ -51,7 +51,7 @@ impl PolicySet {
         if req.object.is_some() && matched.iter().any(|u| !u.body.mutations.is_empty()) {
             mutated = self.mutate(&matched, req, ns_obj, &mut ev);
         }
-        let object = mutated.as_ref().or(req.object.as_ref());
+        let object = mutated.as_ref().or(req.object());
         // The CEL engine copies documents into each set of bindings: build
         // them once per request, and again only for policies with params.
         let prepared = self
@@ -178,11 +178,11 @@ impl PolicySet {
     }
 
     fn namespace_object<'a>(&'a self, req: &'a Request) -> Option<&'a Value> {
-        req.namespace_object.as_ref().or_else(|| {
+        req.namespace_object.as_deref().or_else(|| {
             if req.namespace.is_empty() || req.is_namespace() {
                 None
             } else {
-                self.namespaces.get(&req.namespace)
+                self.namespaces.get(req.namespace.as_ref())
             }
         })
     }
@@ -206,7 +206,7 @@ impl PolicySet {
         };
         Ok(Inputs {
             object: convert(object, "object")?,
-            old_object: convert(req.old_object.as_ref(), "oldObject")?,
+            old_object: convert(req.old_object(), "oldObject")?,
             request: convert(Some(&req.to_request_json()), "request")?,
             namespace_object: convert(ns, "namespaceObject")?,
         })
@@ -224,7 +224,7 @@ impl PolicySet {
                         "cannot look up a namespaced parameter for a cluster-scoped object: set paramRef.namespace".into(),
                     );
                 }
-                Some(req.namespace.as_str())
+                Some(req.namespace.as_ref())
             }
             (None, false) => None,
         };
@@ -333,7 +333,7 @@ impl PolicySet {
         ns_obj: Option<&Value>,
         ev: &mut Evaluation,
     ) -> Option<Value> {
-        let mut object = req.object.clone()?;
+        let mut object = req.object()?.clone();
         let mut changed = false;
         for u in matched.iter().filter(|u| !u.body.mutations.is_empty()) {
             let params = match self.resolve_params(u, req) {
@@ -455,7 +455,7 @@ fn unit_matches(u: &Unit, req: &Request, ns: &NamespaceLabels<'_>) -> bool {
     if body.kind == PolicyKind::Policy {
         let in_ns = !req.namespace.is_empty()
             && !req.is_namespace()
-            && Some(&req.namespace) == body.namespace.as_ref();
+            && body.namespace.as_deref() == Some(req.namespace.as_ref());
         if !in_ns {
             return false;
         }

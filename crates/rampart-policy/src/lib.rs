@@ -41,7 +41,7 @@ mod eval;
 mod last_good;
 mod load;
 mod matching;
-mod request;
+
 mod selector;
 mod set;
 mod store;
@@ -55,7 +55,9 @@ pub use decision::{Actions, AppliedPatch, Decision, Evaluation, Outcome, PolicyI
 pub use error::{ErrorList, PolicyError};
 pub use last_good::{Compiled, LastGood, Rejected, param_kind_of};
 pub use load::{LoadStats, load_policy_paths, read_documents};
-pub use request::{GroupVersionKind, GroupVersionResource, Request, RequestError, UserInfo};
+pub use rampart_core::request::{
+    GroupVersionKind, GroupVersionResource, Request, RequestError, UserInfo,
+};
 pub use set::{CompileOptions, Document, PolicySet, RequestKey, policy_label};
 pub use store::{PolicyStore, ReloadSummary};
 

@@ -6,8 +6,8 @@ use serde_json::Value;
 
 use crate::PolicyError;
 use crate::crd::{MatchPolicy, MatchResources, Operation, ResourceRule, Subject, SubjectKind};
-use crate::request::Request;
 use crate::selector::{Labels, ObjectLabels, Selector};
+use rampart_core::request::Request;
 
 /// A set of operations, as bits.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -139,7 +139,7 @@ impl Rule {
         if !resource_ok {
             return false;
         }
-        if !self.names.is_empty() && !self.names.contains(&req.name) {
+        if !self.names.is_empty() && !self.names.iter().any(|n| *n == req.name) {
             return false;
         }
         match self.scope {
@@ -391,7 +391,7 @@ impl Matcher {
             if cluster_scoped {
                 return false;
             }
-            let ns = req.namespace.as_str();
+            let ns = req.namespace.as_ref();
             let hit = names.iter().any(|n| match n.strip_suffix('*') {
                 Some(prefix) => ns.starts_with(prefix),
                 None => n == ns,
@@ -459,7 +459,7 @@ fn subject_matches(s: &Subject, req: &Request) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::request::UserInfo;
+    use rampart_core::request::UserInfo;
     use serde_json::json;
 
     fn matcher(v: Value) -> Matcher {
@@ -467,7 +467,7 @@ mod tests {
         Matcher::compile(&m, "spec.matchConstraints", OpSet::CREATE_UPDATE, false).unwrap()
     }
 
-    fn req(v: Value) -> Request {
+    fn req(v: Value) -> Request<'static> {
         Request::create(v).unwrap()
     }
 
@@ -485,7 +485,7 @@ mod tests {
             req(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "a"}}));
         assert!(m.matches_resource(&d));
         let mut upd = d.clone();
-        upd.operation = crate::request::Operation::Update;
+        upd.operation = rampart_core::request::Operation::Update;
         assert!(!m.matches_resource(&upd));
         let mut scale = d.clone();
         scale.sub_resource = "scale".into();
@@ -512,7 +512,7 @@ mod tests {
         let mut pod = req(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}}));
         assert!(pods_all.matches_resource(&pod));
         pod.sub_resource = "exec".into();
-        pod.operation = crate::request::Operation::Connect;
+        pod.operation = rampart_core::request::Operation::Connect;
         assert!(pods_all.matches_resource(&pod));
     }
 
@@ -614,7 +614,7 @@ mod tests {
         pod.namespace = "other".into();
         assert!(!m.matches(&pod, &ns("other", None)));
         pod.namespace = "team-a".into();
-        pod.operation = crate::request::Operation::Delete;
+        pod.operation = rampart_core::request::Operation::Delete;
         assert!(
             !m.matches(&pod, &ns("team-a", None)),
             "kinds default to CREATE and UPDATE"

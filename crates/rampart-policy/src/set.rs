@@ -21,8 +21,8 @@ use crate::crd::{
 };
 use crate::decision::{Actions, PolicyId, PolicyKind};
 use crate::matching::{Matcher, OpSet, equivalent_groups};
-use crate::request::Request;
 use crate::selector::{ObjectLabels, Selector};
+use rampart_core::request::Request;
 
 /// One input document, with where it came from for error messages.
 #[derive(Clone, Debug, PartialEq)]

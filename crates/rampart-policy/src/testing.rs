@@ -36,9 +36,9 @@ use serde_json::Value;
 use crate::crd::{Operation, ValidationAction};
 use crate::decision::{Decision, Evaluation, Outcome};
 use crate::load::read_documents;
-use crate::request::{Request, UserInfo};
 use crate::set::PolicySet;
 use rampart_core::request::Operation as RequestOperation;
+use rampart_core::request::{Request, UserInfo};
 
 /// The file name `rampart test` looks for in directories.
 pub const TEST_FILE: &str = "rampart-test.yaml";
@@ -56,7 +56,7 @@ pub struct TestFile {
     #[serde(default)]
     pub namespaces: Vec<String>,
     #[serde(default)]
-    pub user_info: Option<UserInfo>,
+    pub user_info: Option<UserInfo<'static>>,
     #[serde(default)]
     pub operation: Option<Operation>,
     pub results: Vec<Expectation>,

@@ -22,7 +22,7 @@ fn write_generation(dir: &Path, tag: &str) {
     std::fs::write(dir.join("b.yaml"), policy(&format!("{tag}-b"), "false")).unwrap();
 }
 
-fn config_map() -> Request {
+fn config_map() -> Request<'static> {
     Request::create(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "x"}})).unwrap()
 }
 

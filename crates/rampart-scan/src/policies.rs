@@ -56,7 +56,7 @@ impl ScanPolicies {
             return Vec::new();
         };
         if !req.namespace.is_empty()
-            && let Some(ns) = namespaces.get(req.namespace.as_str())
+            && let Some(ns) = namespaces.get(req.namespace.as_ref())
         {
             req = req.with_namespace_object(Some((*ns).clone()));
         }

@@ -395,7 +395,7 @@ impl PolicySet {
             set.add_validation(rule);
         }
         if c.pod_security.enabled {
-            set.add_validation(Arc::new(pss::PodSecurity::new(c, metrics)?));
+            set.add_validation(Arc::new(pss::PodSecurityRule::new(c, metrics)?));
         }
         for rule in practices::rules(c, metrics, mode) {
             set.add_validation(rule);

@@ -189,7 +189,7 @@ impl Memo<'_, '_> {
 
 /// The Pod Security rule (`pod-security`, and `pod-security-rampart` for
 /// Rampart's label).
-pub struct PodSecurity {
+pub struct PodSecurityRule {
     id: RuleId,
     rampart_id: RuleId,
     defaults: NamespacePolicy,
@@ -199,7 +199,7 @@ pub struct PodSecurity {
     rampart_label: bool,
 }
 
-impl PodSecurity {
+impl PodSecurityRule {
     pub fn new(config: &Config, metrics: &Metrics) -> Result<Self> {
         let d = &config.pod_security.defaults;
         let lv = |l: &str, v: &str| -> Result<LevelVersion> {
@@ -225,7 +225,7 @@ impl PodSecurity {
     }
 }
 
-impl ValidationRule for PodSecurity {
+impl ValidationRule for PodSecurityRule {
     fn id(&self) -> &RuleId {
         &self.id
     }

@@ -10,13 +10,14 @@
 //! request no user policy can match never reaches them.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Result, anyhow};
 use rampart_policy::{
-    CompileOptions, PolicySet as CompiledPolicies, Request, RequestKey, UserInfo, ValidationAction,
+    CompileOptions, GroupVersionKind, GroupVersionResource, PolicySet as CompiledPolicies, Request,
+    RequestKey, ValidationAction,
 };
 use serde_json::{Value, json};
 
@@ -192,38 +193,38 @@ fn matches_of(set: &CompiledPolicies) -> Vec<Match> {
     out
 }
 
-/// The engine's request for what the webhook received. `object` is the
-/// object the policies see (after earlier mutations, for `/mutate`).
-fn request_of(cx: &Context<'_>, object: Option<Value>) -> Request {
+/// The engine's request for what the webhook received, borrowing the
+/// review and the objects the webhook parsed. `object` is the object the
+/// policies see (after earlier mutations, for `/mutate`).
+fn request_of<'c>(cx: &'c Context<'_>, object: Option<Cow<'c, Value>>) -> Request<'c> {
     let r = cx.request;
+    let borrow = |s: &'c Cow<'_, str>| Cow::Borrowed(s.as_ref());
     Request {
-        uid: r.uid.to_string(),
+        uid: borrow(&r.uid),
         operation: r.operation,
-        kind: r.kind.clone().into_owned(),
-        resource: r.resource.clone().into_owned(),
-        sub_resource: r.sub_resource.to_string(),
-        name: r.name.to_string(),
-        namespace: r.namespace.to_string(),
-        object,
-        old_object: cx.old_object().cloned(),
-        user_info: UserInfo {
-            username: r.user_info.username.to_string(),
-            uid: r.user_info.uid.to_string(),
-            groups: r.user_info.groups.iter().map(|g| g.to_string()).collect(),
-            extra: r
-                .user_info
-                .extra
-                .and_then(|raw| {
-                    serde_json::from_str::<BTreeMap<String, Vec<String>>>(raw.get()).ok()
-                })
-                .unwrap_or_default(),
+        kind: GroupVersionKind {
+            group: borrow(&r.kind.group),
+            version: borrow(&r.kind.version),
+            kind: borrow(&r.kind.kind),
         },
+        resource: GroupVersionResource {
+            group: borrow(&r.resource.group),
+            version: borrow(&r.resource.version),
+            resource: borrow(&r.resource.resource),
+        },
+        sub_resource: borrow(&r.sub_resource),
+        name: borrow(&r.name),
+        namespace: borrow(&r.namespace),
+        object,
+        old_object: cx.old_object().map(Cow::Borrowed),
+        user_info: r.user_info.clone(),
         dry_run: r.dry_run.unwrap_or(false),
         options: r
             .options
-            .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok()),
+            .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok())
+            .map(Cow::Owned),
         namespace_object: cx.namespace.as_ref().map(|ns| {
-            json!({
+            Cow::Owned(json!({
                 "apiVersion": "v1",
                 "kind": "Namespace",
                 "metadata": {
@@ -231,7 +232,7 @@ fn request_of(cx: &Context<'_>, object: Option<Value>) -> Request {
                     "labels": ns.labels,
                     "annotations": ns.annotations,
                 },
-            })
+            }))
         }),
     }
 }
@@ -255,7 +256,7 @@ impl ValidationRule for Validate {
     }
 
     fn validate(&self, cx: &Context<'_>, out: &mut Decision) {
-        let req = request_of(cx, cx.object.cloned());
+        let req = request_of(cx, cx.object.map(Cow::Borrowed));
         let ev = self.0.set.evaluate(&req);
         for d in &ev.decisions {
             if !d.is_violation() {
@@ -311,7 +312,7 @@ impl MutationRule for Mutate {
         let ev = self
             .shared
             .set
-            .evaluate_mutations(&request_of(cx, Some(object)));
+            .evaluate_mutations(&request_of(cx, Some(Cow::Owned(object))));
         if ev.patches.is_empty() {
             return;
         }

@@ -38,7 +38,7 @@ pub fn create(set: &PolicySet, object: &str) -> Evaluation {
 pub fn create_as(set: &PolicySet, object: &str, user: &str, groups: &[&str]) -> Evaluation {
     let user = UserInfo {
         username: user.into(),
-        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        groups: groups.iter().map(|g| (*g).into()).collect(),
         ..UserInfo::default()
     };
     set.evaluate(&Request::create(one(object)).unwrap().with_user(user))
