@@ -418,7 +418,7 @@ impl Config {
                 }
             }
         }
-        crate::policy::mutate::parse_node_selector(&self.mutations.cluster_default_node_selector)
+        parse_node_selector(&self.mutations.cluster_default_node_selector)
             .map_err(|e| anyhow::anyhow!("mutations.clusterDefaultNodeSelector: {e}"))?;
         if let Some(rc) = &self.mutations.untrusted_runtime_class
             && rc.is_empty()
@@ -486,6 +486,22 @@ fn is_quantity(q: &str) -> bool {
             .unwrap_or(&suffix[1..])
             .bytes()
             .all(|b| b.is_ascii_digit()))
+}
+
+/// Parses a `k=v,k2=v2` node selector (`labels.ConvertSelectorToLabelsMap`).
+pub(crate) fn parse_node_selector(s: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((k, v)) = part.split_once('=') else {
+            return Err(format!("{part:?} is not key=value"));
+        };
+        let (k, v) = (k.trim(), v.trim());
+        if k.is_empty() {
+            return Err(format!("{part:?} has an empty key"));
+        }
+        out.push((k.to_owned(), v.to_owned()));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

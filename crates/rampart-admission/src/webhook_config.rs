@@ -72,7 +72,7 @@ pub struct WebhookConfigOptions {
     pub exclude_namespaces: Vec<String>,
 }
 
-pub use rampart_core::kinds::resource_of;
+use rampart_core::kinds::resource_of;
 
 /// Webhook `rules` for a list of matches: one rule per API group and set of
 /// operations, resources merged and sorted.

@@ -14,7 +14,7 @@ use serde_saphyr::{
 };
 
 use crate::IssueKind;
-use crate::load::Limits;
+use crate::limits::Limits;
 
 /// A document's value, and the first duplicate key found in it, if any.
 #[derive(Debug)]

@@ -40,12 +40,14 @@
 
 mod decode;
 mod error;
+mod limits;
 mod load;
 mod locate;
 mod parse;
 mod split;
 
 pub use error::{InputIssue, IssueKind};
-pub use load::{Limits, LoadResult, Loader, list_manifest_files, manifest_files};
+pub use limits::Limits;
+pub use load::{Loader, list_manifest_files, manifest_files};
 pub use locate::{LineIndex, Position};
-pub use parse::{Manifest, Source, parse_source};
+pub use parse::{LoadResult, Manifest, Source, parse_source};

@@ -6,63 +6,9 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use crate::parse::{Manifest, Source, parse_source};
+use crate::limits::Limits;
+use crate::parse::{LoadResult, Source, parse_source};
 use crate::{InputIssue, IssueKind};
-
-/// Bounds that keep hostile or accidental input from exhausting memory or stack.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limits {
-    /// Largest file or stream read, in bytes. Checked before reading.
-    pub max_file_bytes: u64,
-    /// Deepest nesting of mappings and sequences in a document.
-    pub max_depth: usize,
-    /// Most parser events (about one per node) that YAML aliases may replay
-    /// into one document: bounds "billion laughs" alias bombs.
-    pub max_alias_expansion: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_file_bytes: 32 * 1024 * 1024,
-            max_depth: 64,
-            max_alias_expansion: 100_000,
-        }
-    }
-}
-
-/// Everything read from a set of inputs.
-#[derive(Clone, Debug, Default)]
-pub struct LoadResult {
-    /// Objects in input order: by file (directories in sorted path order),
-    /// then document, then list item.
-    pub manifests: Vec<Manifest>,
-    /// Problems in the same order; the rest of the input was still read.
-    pub issues: Vec<InputIssue>,
-    /// Files and streams whose bytes were read (whatever they contained).
-    pub files: usize,
-}
-
-impl LoadResult {
-    fn issue(issue: InputIssue) -> Self {
-        Self {
-            issues: vec![issue],
-            ..Self::default()
-        }
-    }
-
-    /// Appends `other`, keeping order.
-    pub fn extend(&mut self, other: LoadResult) {
-        self.manifests.extend(other.manifests);
-        self.issues.extend(other.issues);
-        self.files += other.files;
-    }
-
-    /// Whether some input could not be scanned (warnings do not count).
-    pub fn lost_input(&self) -> bool {
-        self.issues.iter().any(|i| i.kind.lost_input())
-    }
-}
 
 /// Reads manifests from paths and streams, with [`Limits`].
 #[derive(Clone, Debug, Default)]

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use serde_json::Value;
 
 use crate::decode::{Decoded, Failure, decode_json, decode_yaml};
-use crate::load::{Limits, LoadResult};
+use crate::limits::Limits;
 use crate::locate::prefixed;
 use crate::split::{Chunk, json_chunks, line_col, looks_like_json, yaml_chunks};
 use crate::{InputIssue, IssueKind, LineIndex, Position};
@@ -220,6 +220,39 @@ impl Manifest {
     /// for a list item).
     pub fn document_text(&self) -> &str {
         self.origin.text()
+    }
+}
+
+/// Everything read from a set of inputs.
+#[derive(Clone, Debug, Default)]
+pub struct LoadResult {
+    /// Objects in input order: by file (directories in sorted path order),
+    /// then document, then list item.
+    pub manifests: Vec<Manifest>,
+    /// Problems in the same order; the rest of the input was still read.
+    pub issues: Vec<InputIssue>,
+    /// Files and streams whose bytes were read (whatever they contained).
+    pub files: usize,
+}
+
+impl LoadResult {
+    pub(crate) fn issue(issue: InputIssue) -> Self {
+        Self {
+            issues: vec![issue],
+            ..Self::default()
+        }
+    }
+
+    /// Appends `other`, keeping order.
+    pub fn extend(&mut self, other: LoadResult) {
+        self.manifests.extend(other.manifests);
+        self.issues.extend(other.issues);
+        self.files += other.files;
+    }
+
+    /// Whether some input could not be scanned (warnings do not count).
+    pub fn lost_input(&self) -> bool {
+        self.issues.iter().any(|i| i.kind.lost_input())
     }
 }
 

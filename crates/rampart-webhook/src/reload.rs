@@ -17,7 +17,7 @@ use anyhow::Result;
 use tokio::sync::watch;
 use tracing::{error, info};
 
-use crate::server::{AppState, Lookups};
+use crate::state::{AppState, Lookups, stopped};
 use rampart_admission::lookup::{StaticNamespaces, StaticPods};
 
 /// What identifies one version of a file.
@@ -184,7 +184,7 @@ pub async fn follow_policy_watch(
         state.metrics.policies_rejected.set(rejected as i64);
         tokio::select! {
             changed = changes.changed() => if changed.is_err() { return },
-            _ = crate::server::stopped(&mut shutdown) => return,
+            _ = stopped(&mut shutdown) => return,
         }
         let st = state.clone();
         let _ = tokio::task::spawn_blocking(move || reload_policies(&st)).await;
@@ -206,7 +206,7 @@ pub async fn watch(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = crate::server::stopped(&mut shutdown) => return,
+            _ = stopped(&mut shutdown) => return,
         }
         // File reads and parsing are blocking work; keep them off the workers
         // that serve requests.

@@ -311,7 +311,7 @@ pub struct Review {
 
 /// The plural resource of a kind (`Deployment` → `deployments`).
 pub fn resource_for(group: &str, kind: &str) -> String {
-    rampart_admission::webhook_config::resource_of(group, kind)
+    rampart_core::kinds::resource_of(group, kind)
 }
 
 impl Review {

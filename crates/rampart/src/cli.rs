@@ -31,7 +31,7 @@ pub enum Command {
     /// Print the Validating- and MutatingWebhookConfiguration for `rampart serve`.
     WebhookConfig(crate::serve::WebhookConfigArgs),
     /// Rewrite manifests so they pass the checks where a fix is safe, keeping comments and layout.
-    Fix(crate::fix::FixArgs),
+    Fix(FixArgs),
     /// Run the in-cluster controller: CRDs, webhook certificates, background audit, reports.
     Controller(crate::controller::ControllerArgs),
     /// List the images of the cluster's workloads (`--image REGEX` to search).
@@ -144,4 +144,64 @@ fn parse_version(s: &str) -> Result<Version, String> {
 
 fn parse_severity(s: &str) -> Result<Severity, String> {
     s.parse().map_err(|e| format!("{e}"))
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Without --write the fixed manifests are printed to standard output (one file as it is; \
+several as one stream, each after a `# Source:` comment and a `---` line). What was \
+fixed and what was not, and why, goes to standard error.
+
+Exit codes: 0 nothing left at or above --fail-on, 1 findings left, 2 usage or input errors.")]
+pub struct FixArgs {
+    /// Files and directories to fix (directories recursively: *.yaml, *.yml, *.json); `-` reads stdin.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub selection: CheckSelection,
+    /// Only fix (and report) these checks. Repeatable or comma-separated. Naming an
+    /// opt-in remedy here (read-only-root-filesystem) turns it on.
+    #[arg(long = "check", value_name = "CHECK", value_delimiter = ',')]
+    pub checks: Vec<String>,
+    /// Rewrite the files in place (standard input is still printed).
+    #[arg(long)]
+    pub write: bool,
+    /// Print a unified diff of the changes instead of the fixed manifests.
+    #[arg(long)]
+    pub diff: bool,
+    /// `text`: fixed manifests (or the diff) on stdout, report on stderr.
+    /// `json`: a JSON summary on stdout instead.
+    #[arg(short, long, value_enum, default_value_t = FixOutput::Text, conflicts_with = "diff")]
+    pub output: FixOutput,
+    /// Also apply remedies that can break apps: readOnlyRootFilesystem: true.
+    #[arg(long)]
+    pub aggressive: bool,
+    /// Replace values set on purpose (seccomp Unconfined, an explicit
+    /// allowPrivilegeEscalation: true, runAsNonRoot: false, ...).
+    #[arg(long)]
+    pub force: bool,
+    /// Set imagePullPolicy: Always on every container.
+    #[arg(long)]
+    pub always_pull: bool,
+    /// Requests and limits for containers without them: `small` (requests 100m/128Mi,
+    /// limits 500m/256Mi), `medium` (250m/256Mi, 1/512Mi), `large` (500m/512Mi, 2/1Gi), or a
+    /// YAML file with `requests: {cpu, memory}` and `limits: {cpu, memory}`. A limit is never
+    /// set below a request the container already has.
+    #[arg(long, value_name = "PROFILE")]
+    pub resources_profile: Option<String>,
+    /// Exit with 1 when a finding at or above this severity is left.
+    #[arg(long, default_value = "low", value_parser = parse_severity)]
+    pub fail_on: Severity,
+    /// Do not print the report on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Largest file read, in bytes.
+    #[arg(long, default_value_t = 32 * 1024 * 1024, value_name = "BYTES")]
+    pub max_file_size: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FixOutput {
+    Text,
+    Json,
 }

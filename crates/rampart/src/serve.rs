@@ -14,7 +14,7 @@ use rampart_admission::policy::{PolicySet, PolicySource};
 use rampart_admission::webhook_config::{
     ClientConfig, FailurePolicy, WebhookConfigOptions, render,
 };
-use rampart_webhook::server::ClusterOptions;
+use rampart_webhook::ClusterOptions;
 use rampart_webhook::tls::TlsFiles;
 use rampart_webhook::{OnTimeout, ServeOptions};
 

@@ -36,28 +36,12 @@ use rampart_core::{FieldPath, PodBearingKind, PodTemplate, Segment};
 use serde_json::{Map, Value, json};
 
 use super::{Context, Match, ModeFor, MutationRule};
-use crate::config::Config;
+use crate::config::{Config, parse_node_selector};
 use crate::decision::{Decision, Mode, RuleId};
 use crate::metrics::Metrics;
 use crate::review::Operation;
 
 pub const NODE_SELECTOR_ANNOTATION: &str = "scheduler.alpha.kubernetes.io/node-selector";
-
-/// Parses a `k=v,k2=v2` node selector (`labels.ConvertSelectorToLabelsMap`).
-pub fn parse_node_selector(s: &str) -> Result<Vec<(String, String)>, String> {
-    let mut out = Vec::new();
-    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let Some((k, v)) = part.split_once('=') else {
-            return Err(format!("{part:?} is not key=value"));
-        };
-        let (k, v) = (k.trim(), v.trim());
-        if k.is_empty() {
-            return Err(format!("{part:?} has an empty key"));
-        }
-        out.push((k.to_owned(), v.to_owned()));
-    }
-    Ok(out)
-}
 
 /// A JSON pointer to a field path.
 fn pointer(path: &FieldPath) -> PointerBuf {

@@ -120,7 +120,7 @@ fn review(op: &str, object: Value) -> Value {
     let api = object["apiVersion"].as_str().unwrap().to_owned();
     let (group, version) = api.rsplit_once('/').unwrap_or(("", &api));
     let kind = object["kind"].as_str().unwrap().to_owned();
-    let resource = crate::webhook_config::resource_of(group, &kind);
+    let resource = rampart_core::kinds::resource_of(group, &kind);
     json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
         "uid": "u", "kind": {"group": group, "version": version, "kind": kind},
         "resource": {"group": group, "version": version, "resource": resource},
