@@ -91,12 +91,19 @@ impl Audited {
 
 /// Evaluates one live object as if it were being created.
 pub fn evaluate(set: &PolicySet, obj: &Value) -> Vec<Row> {
-    let mut obj = obj.clone();
-    // What the API server adds is noise to the policies and heavy to clone.
-    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.remove("managedFields");
-    }
-    let Ok(req) = Request::create(obj) else {
+    // What the API server adds is noise to the policies: an object that
+    // still has managedFields is copied without them, others are borrowed.
+    let has_managed_fields = obj.pointer("/metadata/managedFields").is_some();
+    let req = if has_managed_fields {
+        let mut obj = obj.clone();
+        if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("managedFields");
+        }
+        Request::create(obj)
+    } else {
+        Request::create_borrowed(obj)
+    };
+    let Ok(req) = req else {
         return Vec::new();
     };
     let eval = set.evaluate(&req);

@@ -207,60 +207,11 @@ impl Request<'static> {
         object: Option<Value>,
         old_object: Option<Value>,
     ) -> Result<Self, RequestError> {
-        let Some(source) = object.as_ref().or(old_object.as_ref()) else {
-            return Err(RequestError(
-                "a request needs an object or an old object".into(),
-            ));
-        };
-        let str_at = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
-        let api_version = str_at(source, "apiVersion")
-            .ok_or_else(|| RequestError("the object has no apiVersion".into()))?;
-        let kind =
-            str_at(source, "kind").ok_or_else(|| RequestError("the object has no kind".into()))?;
-        let (group, version) = match api_version.rsplit_once('/') {
-            Some((g, v)) => (g.to_owned(), v.to_owned()),
-            None => (String::new(), api_version.clone()),
-        };
-        let metadata = source.get("metadata");
-        let name = metadata
-            .and_then(|m| str_at(m, "name").or_else(|| str_at(m, "generateName")))
-            .unwrap_or_default();
-        let own_namespace = metadata
-            .and_then(|m| str_at(m, "namespace"))
-            .filter(|n| !n.is_empty());
-        let namespace = if group.is_empty() && kind == "Namespace" {
-            name.clone()
-        } else {
-            match scope_of(&group, &kind) {
-                Scope::Cluster => String::new(),
-                Scope::Namespaced => own_namespace.unwrap_or_else(|| "default".into()),
-                Scope::Unknown => own_namespace.unwrap_or_default(),
-            }
-        };
-        let resource = GroupVersionResource {
-            group: group.clone().into(),
-            version: version.clone().into(),
-            resource: resource_of(&group, &kind).into(),
-        };
-        Ok(Request {
-            uid: Cow::Borrowed(""),
+        Request::for_objects(
             operation,
-            kind: GroupVersionKind {
-                group: group.into(),
-                version: version.into(),
-                kind: kind.into(),
-            },
-            resource,
-            sub_resource: Cow::Borrowed(""),
-            name: name.into(),
-            namespace: namespace.into(),
-            object: object.map(Cow::Owned),
-            old_object: old_object.map(Cow::Owned),
-            user_info: UserInfo::default(),
-            dry_run: false,
-            options: None,
-            namespace_object: None,
-        })
+            object.map(Cow::Owned),
+            old_object.map(Cow::Owned),
+        )
     }
 
     /// Parses an `admission.k8s.io/v1` `AdmissionRequest` (the `request` of
@@ -321,6 +272,73 @@ impl Request<'static> {
 }
 
 impl<'a> Request<'a> {
+    /// CREATE of a borrowed object: [`Request::create`] without copying
+    /// the object (the audit of a live object, a scan).
+    pub fn create_borrowed(object: &'a Value) -> Result<Self, RequestError> {
+        Self::for_objects(Operation::Create, Some(Cow::Borrowed(object)), None)
+    }
+
+    fn for_objects(
+        operation: Operation,
+        object: Option<Cow<'a, Value>>,
+        old_object: Option<Cow<'a, Value>>,
+    ) -> Result<Self, RequestError> {
+        let Some(source) = object.as_deref().or(old_object.as_deref()) else {
+            return Err(RequestError(
+                "a request needs an object or an old object".into(),
+            ));
+        };
+        let str_at = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+        let api_version = str_at(source, "apiVersion")
+            .ok_or_else(|| RequestError("the object has no apiVersion".into()))?;
+        let kind =
+            str_at(source, "kind").ok_or_else(|| RequestError("the object has no kind".into()))?;
+        let (group, version) = match api_version.rsplit_once('/') {
+            Some((g, v)) => (g.to_owned(), v.to_owned()),
+            None => (String::new(), api_version.clone()),
+        };
+        let metadata = source.get("metadata");
+        let name = metadata
+            .and_then(|m| str_at(m, "name").or_else(|| str_at(m, "generateName")))
+            .unwrap_or_default();
+        let own_namespace = metadata
+            .and_then(|m| str_at(m, "namespace"))
+            .filter(|n| !n.is_empty());
+        let namespace = if group.is_empty() && kind == "Namespace" {
+            name.clone()
+        } else {
+            match scope_of(&group, &kind) {
+                Scope::Cluster => String::new(),
+                Scope::Namespaced => own_namespace.unwrap_or_else(|| "default".into()),
+                Scope::Unknown => own_namespace.unwrap_or_default(),
+            }
+        };
+        let resource = GroupVersionResource {
+            group: group.clone().into(),
+            version: version.clone().into(),
+            resource: resource_of(&group, &kind).into(),
+        };
+        Ok(Request {
+            uid: Cow::Borrowed(""),
+            operation,
+            kind: GroupVersionKind {
+                group: group.into(),
+                version: version.into(),
+                kind: kind.into(),
+            },
+            resource,
+            sub_resource: Cow::Borrowed(""),
+            name: name.into(),
+            namespace: namespace.into(),
+            object,
+            old_object,
+            user_info: UserInfo::default(),
+            dry_run: false,
+            options: None,
+            namespace_object: None,
+        })
+    }
+
     #[must_use]
     pub fn with_user(mut self, user: UserInfo<'a>) -> Self {
         self.user_info = user;

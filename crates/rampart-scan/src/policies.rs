@@ -52,13 +52,13 @@ impl ScanPolicies {
         view: &ObjectView<'_>,
         namespaces: &HashMap<&str, &Value>,
     ) -> Vec<Finding> {
-        let Ok(mut req) = Request::create(view.value.clone()) else {
+        let Ok(mut req) = Request::create_borrowed(view.value) else {
             return Vec::new();
         };
         if !req.namespace.is_empty()
             && let Some(ns) = namespaces.get(req.namespace.as_ref())
         {
-            req = req.with_namespace_object(Some((*ns).clone()));
+            req.namespace_object = Some(Cow::Borrowed(*ns));
         }
         self.set
             .evaluate(&req)
