@@ -430,6 +430,12 @@ impl State {
         }
     }
 
+    /// The cluster's policies in force, for the webhook rules; `None` while
+    /// the set is the audit's default, which is not for the webhook.
+    fn webhook_policies(&self) -> Option<Arc<PolicySet>> {
+        (!self.policies.is_empty()).then(|| self.set.clone())
+    }
+
     /// The `Ready` condition each policy should show, where it differs from
     /// what was last written on that object at that generation.
     fn status_updates(&self) -> Vec<StatusUpdate> {
@@ -707,23 +713,21 @@ fn write_documents(dir: &std::path::Path, name: &str, header: &str, docs: &[Valu
 }
 
 /// The webhook configurations for the managed webhook, with `ca` as bundle.
-/// With `policy_dir`, the rules also cover what the user policies there match.
+/// The rules also cover what the cluster's policies in force match.
 pub fn webhook_configurations(
     opts: &WebhookOptions,
     namespace: &str,
     ca: &str,
-    policy_dir: Option<&std::path::Path>,
+    policies: Option<Arc<PolicySet>>,
 ) -> Result<Vec<Value>> {
     let config = match &opts.config {
         Some(p) => rampart_admission::Config::load(p)?,
         None => rampart_admission::Config::default(),
     };
-    let sources: Vec<Arc<dyn rampart_admission::policy::PolicySource>> = policy_dir
-        .filter(|d| d.join("policies.yaml").exists())
-        .map(|d| {
-            Arc::new(rampart_admission::policy::user::UserPolicies::new(vec![
-                d.join("policies.yaml"),
-            ])) as Arc<dyn rampart_admission::policy::PolicySource>
+    let sources: Vec<Arc<dyn rampart_admission::policy::PolicySource>> = policies
+        .map(|set| {
+            Arc::new(rampart_admission::policy::user::CompiledSource(set))
+                as Arc<dyn rampart_admission::policy::PolicySource>
         })
         .into_iter()
         .collect();
@@ -752,7 +756,12 @@ pub fn webhook_configurations(
     Ok(docs.into_iter().filter(|d| !d.is_null()).collect())
 }
 
-async fn manage_webhook(client: &kube::Client, opts: &Options, w: &WebhookOptions) -> Result<()> {
+async fn manage_webhook(
+    client: &kube::Client,
+    opts: &Options,
+    w: &WebhookOptions,
+    policies: Option<Arc<PolicySet>>,
+) -> Result<()> {
     let names = crate::certs::service_dns_names(&w.service_name, &opts.namespace);
     let ca = crate::certs::ensure_secret(
         client,
@@ -762,7 +771,7 @@ async fn manage_webhook(client: &kube::Client, opts: &Options, w: &WebhookOption
         w.cert_manager,
     )
     .await?;
-    let configs = webhook_configurations(w, &opts.namespace, &ca, opts.policy_dir.as_deref())?;
+    let configs = webhook_configurations(w, &opts.namespace, &ca, policies)?;
     crate::apply::apply_all(client, &configs).await
 }
 
@@ -1186,15 +1195,18 @@ pub async fn run(client: kube::Client, opts: Options) -> Result<()> {
         if let Err(e) = flush(&client, &state, &opts, &recorder, leader).await {
             tracing::warn!(error = %format!("{e:#}"), "flush");
         }
-        // After the flush, which writes the policy directory: the webhook
-        // rules follow the policies (with --policy-dir) as well as the hour.
-        let generation = lock(&state).policy_generation;
+        // After the flush, which compiles: the webhook rules follow the
+        // policies in force as well as the hour.
+        let (generation, policies) = {
+            let st = lock(&state);
+            (st.policy_generation, st.webhook_policies())
+        };
         if leader
             && let Some(w) = &opts.webhook
             && (last_webhook.is_none_or(|t| t.elapsed() > Duration::from_secs(3600))
-                || (opts.policy_dir.is_some() && webhook_generation != generation))
+                || webhook_generation != generation)
         {
-            match manage_webhook(&client, &opts, w).await {
+            match manage_webhook(&client, &opts, w, policies).await {
                 Ok(()) => {
                     last_webhook = Some(Instant::now());
                     webhook_generation = generation;

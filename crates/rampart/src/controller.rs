@@ -57,8 +57,9 @@ pub struct ControllerArgs {
     /// At most this many Events per minute in all (a token bucket).
     #[arg(long, default_value_t = 60)]
     pub max_events_per_minute: u32,
-    /// Write the cluster's policies to DIR/policies.yaml, from which the managed webhook
-    /// configurations route what the user policies match.
+    /// Also write the cluster's policies in force (and their parameter objects) to
+    /// DIR/policies.yaml, for `rampart serve --policy DIR` outside the cluster. The
+    /// managed webhook configurations do not need it: they follow the compiled policies.
     #[arg(long, value_name = "DIR")]
     pub policy_dir: Option<PathBuf>,
     /// Create and rotate the webhook's CA and serving certificate Secret and apply the

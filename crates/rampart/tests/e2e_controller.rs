@@ -334,6 +334,57 @@ fn controller_manages_webhook_certificates_and_configuration() {
         assert_eq!(w["clientConfig"]["service"]["namespace"], "rampart-system");
     }
     kubectl_ok(&["get", "mutatingwebhookconfiguration", &name]);
+
+    // The rules follow the cluster's policies in force, from the
+    // controller's own compiled set (no policy files): a policy on a kind
+    // no built-in rule routes adds it, and deleting the policy removes it.
+    let policy = unique("e2e-wh-resourcequotas");
+    let _policy = Cleanup({
+        let policy = policy.clone();
+        move || {
+            let _ = kubectl(&["delete", "clusterpolicy", &policy, "--ignore-not-found"]);
+        }
+    });
+    let routes_resourcequotas = || {
+        let vwc = get_json(&["get", "validatingwebhookconfiguration", &name]);
+        vwc["webhooks"].as_array().unwrap().iter().any(|w| {
+            w["rules"].as_array().into_iter().flatten().any(|r| {
+                r["resources"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|x| x == "resourcequotas")
+            })
+        })
+    };
+    assert!(
+        !routes_resourcequotas(),
+        "no policy routes resourcequotas yet"
+    );
+    apply(&format!(
+        r#"apiVersion: rampart.dev/v1alpha1
+kind: ClusterPolicy
+metadata:
+  name: {policy}
+spec:
+  matchConstraints:
+    kinds: ["ResourceQuota"]
+  validations:
+  - expression: "true"
+"#
+    ));
+    wait_until(
+        Duration::from_secs(60),
+        "resourcequotas in the webhook rules",
+        routes_resourcequotas,
+    );
+    kubectl_ok(&["delete", "clusterpolicy", &policy]);
+    wait_until(
+        Duration::from_secs(60),
+        "resourcequotas gone from the webhook rules",
+        || !routes_resourcequotas(),
+    );
+
     // A restart keeps the same CA (the Secret is reused, not regenerated).
     controller.terminate();
     let mut again = Proc::start(

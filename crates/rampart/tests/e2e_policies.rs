@@ -223,8 +223,9 @@ fn cluster_policies_reach_the_webhook_and_broken_ones_do_not() {
     apply_crds();
 
     apply(&ceiling(3));
-    // What the webhook configuration is rendered from (the controller
-    // renders it from the cluster's policies with --manage-webhook).
+    // What the webhook configuration is rendered from here (the controller
+    // renders it from its compiled set of the cluster's policies with
+    // --manage-webhook).
     std::fs::create_dir_all(&policy_dir).unwrap();
     std::fs::write(policy_dir.join("policies.yaml"), ceiling(3)).unwrap();
 
@@ -247,7 +248,7 @@ fn cluster_policies_reach_the_webhook_and_broken_ones_do_not() {
     );
 
     // The webhook configuration for the policies in force, as the
-    // controller renders it with --manage-webhook --policy-dir.
+    // controller renders it with --manage-webhook.
     let register = || {
         let out = std::process::Command::new(rampart_bin())
             .args([

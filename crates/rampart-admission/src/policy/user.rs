@@ -83,6 +83,24 @@ impl PolicySource for UserPolicies {
     }
 }
 
+/// A set compiled elsewhere: the controller's, for the webhook rules it
+/// renders from the cluster's policies in force.
+pub struct CompiledSource(pub Arc<CompiledPolicies>);
+
+impl PolicySource for CompiledSource {
+    fn name(&self) -> &'static str {
+        "policies"
+    }
+
+    fn watched_paths(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
+
+    fn load(&self, metrics: &Metrics) -> Result<SourceRules> {
+        Ok(rules_for(self.0.clone(), metrics))
+    }
+}
+
 /// The webhook rules of a compiled set: one validating rule and, when some
 /// policy mutates, one mutating rule, indexed under the request classes the
 /// policies match.
