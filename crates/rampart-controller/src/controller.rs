@@ -38,7 +38,7 @@ use kube_lease_manager::LeaseManagerBuilder;
 use rampart_admission::webhook_config::{ClientConfig, FailurePolicy, WebhookConfigOptions};
 use rampart_core::object::group_of;
 use rampart_kube::POLICY_KINDS;
-use rampart_policy::{LastGood, PolicySet, Rejected};
+use rampart_policy::{LastGood, MatchedKind, PolicySet, Rejected};
 use serde_json::Value;
 
 use crate::audit::{self, Audited, ObjectKey, ResultKind};
@@ -144,7 +144,7 @@ struct State {
     event_tokens: f64,
     event_refilled: Option<Instant>,
     /// Kinds the policies match beyond the audited ones, not yet resolved.
-    pending_kinds: BTreeSet<KindSelector>,
+    pending_kinds: BTreeSet<MatchedKind>,
     /// Kinds whose initial listing completed.
     synced: HashSet<String>,
     /// `(group, kind)` of the policies' `paramKind`s: their objects are
@@ -173,88 +173,30 @@ struct WrittenStatus {
     message: String,
 }
 
-/// A kind a policy matches: by kind (`kinds`) or resource (`resourceRules`);
-/// `group: None` is any group.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct KindSelector {
-    pub group: Option<String>,
-    pub kind: Option<String>,
-    pub resource: Option<String>,
-}
-
 /// `(group, kind)` of every policy's `spec.paramKind`.
 pub fn param_kinds<'a>(
     policies: impl IntoIterator<Item = &'a Value>,
 ) -> BTreeSet<(String, String)> {
     policies
         .into_iter()
-        .filter_map(|p| {
-            let pk = &p["spec"]["paramKind"];
-            Some((
-                group_of(pk["apiVersion"].as_str()?).to_owned(),
-                pk["kind"].as_str()?.to_owned(),
-            ))
-        })
+        .filter_map(rampart_policy::param_kind)
+        .map(|p| (p.group, p.kind))
         .collect()
 }
 
 /// The kinds and resources the policies match (wildcards and subresources
 /// left out), and their parameter kinds.
-pub fn matched_kinds<'a>(policies: impl IntoIterator<Item = &'a Value>) -> BTreeSet<KindSelector> {
-    let policies: Vec<&Value> = policies.into_iter().collect();
-    let mut out: BTreeSet<KindSelector> = param_kinds(policies.iter().copied())
-        .into_iter()
-        .map(|(group, kind)| KindSelector {
-            group: Some(group),
-            kind: Some(kind),
-            resource: None,
-        })
-        .collect();
+pub fn matched_kinds<'a>(policies: impl IntoIterator<Item = &'a Value>) -> BTreeSet<MatchedKind> {
+    let mut out = BTreeSet::new();
     for p in policies {
-        let m = &p["spec"]["matchConstraints"];
-        for k in m["kinds"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-        {
-            if k.contains('*') {
-                continue;
-            }
-            let (group, kind) = match k.split_once('/') {
-                Some(("core", kind)) => (Some(String::new()), kind),
-                Some((g, kind)) => (Some(g.to_owned()), kind),
-                None => (None, k),
-            };
-            out.insert(KindSelector {
-                group,
-                kind: Some(kind.to_owned()),
+        if let Some(pk) = rampart_policy::param_kind(p) {
+            out.insert(MatchedKind {
+                group: Some(pk.group),
+                kind: Some(pk.kind),
                 resource: None,
             });
         }
-        for rule in m["resourceRules"].as_array().into_iter().flatten() {
-            let strings = |k: &str| -> Vec<String> {
-                rule[k]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            };
-            for g in strings("apiGroups") {
-                for r in strings("resources") {
-                    if g.contains('*') || r.contains('*') || r.contains('/') {
-                        continue;
-                    }
-                    out.insert(KindSelector {
-                        group: Some(g.clone()),
-                        kind: None,
-                        resource: Some(r),
-                    });
-                }
-            }
-        }
+        out.extend(rampart_policy::matched_kinds(p));
     }
     out
 }
@@ -1067,9 +1009,9 @@ async fn watch_matched_kinds(
     client: &kube::Client,
     state: &Shared,
     watched: &mut HashSet<(String, String)>,
-    selectors: &BTreeSet<KindSelector>,
+    selectors: &BTreeSet<MatchedKind>,
 ) -> Result<()> {
-    let unresolved: Vec<&KindSelector> = selectors
+    let unresolved: Vec<&MatchedKind> = selectors
         .iter()
         .filter(|s| {
             !watched.iter().any(|(g, k)| {
@@ -1379,17 +1321,17 @@ mod tests {
             .map(|k| format!("{:?}/{:?}/{:?}", k.group, k.kind, k.resource))
             .collect();
         assert_eq!(kinds.len(), 4, "{names:?}");
-        assert!(kinds.contains(&KindSelector {
+        assert!(kinds.contains(&MatchedKind {
             group: None,
             kind: Some("ConfigMap".into()),
             resource: None
         }));
-        assert!(kinds.contains(&KindSelector {
+        assert!(kinds.contains(&MatchedKind {
             group: Some(String::new()),
             kind: Some("Secret".into()),
             resource: None
         }));
-        assert!(kinds.contains(&KindSelector {
+        assert!(kinds.contains(&MatchedKind {
             group: Some("networking.k8s.io".into()),
             kind: None,
             resource: Some("ingresses".into())

@@ -4,6 +4,7 @@
 use anyhow::{Context, Result};
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use kube::core::GroupVersionKind;
+use rampart_core::PodBearingKind;
 use regex::Regex;
 use serde::Serialize;
 use serde_json::Value;
@@ -12,7 +13,7 @@ use serde_json::Value;
 /// list in rampart-core.
 pub fn workload_kinds() -> impl Iterator<Item = (&'static str, &'static str, &'static str, String)>
 {
-    rampart_core::PodBearingKind::ALL.into_iter().map(|k| {
+    PodBearingKind::ALL.into_iter().map(|k| {
         let plural = rampart_core::kinds::resource_of(k.group(), k.kind());
         (k.group(), "v1", k.kind(), plural)
     })
@@ -32,19 +33,14 @@ pub struct Entry {
     pub image: String,
 }
 
-/// The pod spec of a workload object.
+/// The pod spec of a workload object of `kind` (list items carry no kind
+/// of their own), where `rampart_core`'s table of pod-bearing kinds has it.
 pub fn pod_spec<'a>(kind: &str, obj: &'a Value) -> Option<&'a Value> {
-    let spec = obj.get("spec");
-    match kind {
-        "Pod" => spec,
-        "PodTemplate" => obj.get("template")?.get("spec"),
-        "CronJob" => spec?
-            .get("jobTemplate")?
-            .get("spec")?
-            .get("template")?
-            .get("spec"),
-        _ => spec?.get("template")?.get("spec"),
-    }
+    let kind = PodBearingKind::ALL.into_iter().find(|k| k.kind() == kind)?;
+    kind.template_path()
+        .iter()
+        .try_fold(obj, |v, key| v.get(*key))?
+        .get("spec")
 }
 
 /// `(container name, image)` of every container, init and ephemeral ones included.

@@ -107,17 +107,12 @@ impl PolicyWatch {
     }
 }
 
-/// `(group, kind)` of every policy's `spec.paramKind`.
+/// `(group, version, kind)` of every policy's `spec.paramKind`, once each.
 fn param_kinds(policies: &[Value]) -> Vec<(String, String, String)> {
     let mut out: Vec<(String, String, String)> = policies
         .iter()
-        .filter_map(|p| {
-            let pk = p.get("spec")?.get("paramKind")?;
-            let api_version = pk.get("apiVersion")?.as_str()?;
-            let kind = pk.get("kind")?.as_str()?;
-            let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-            Some((group.to_owned(), version.to_owned(), kind.to_owned()))
-        })
+        .filter_map(rampart_policy::param_kind)
+        .map(|p| (p.group, p.version, p.kind))
         .collect();
     out.sort();
     out.dedup();
@@ -206,10 +201,10 @@ async fn compile_loop(
             let held: Vec<(String, String)> = policies
                 .iter()
                 .filter_map(|p| {
-                    let (g, k) = rampart_policy::param_kind_of(p)?;
+                    let pk = rampart_policy::param_kind(p)?;
                     let key = unlisted_kinds
                         .iter()
-                        .find(|(wg, _, wk)| *wg == g && *wk == k)?;
+                        .find(|(wg, _, wk)| *wg == pk.group && *wk == pk.kind)?;
                     Some((
                         rampart_policy::policy_label(p)?,
                         unlisted(key, failed.get(*key)),

@@ -37,14 +37,6 @@ pub struct LastGood {
     good: HashMap<String, Value>,
 }
 
-/// `(group, kind)` of a policy's `spec.paramKind`.
-pub fn param_kind_of(policy: &Value) -> Option<(String, String)> {
-    let pk = policy.get("spec")?.get("paramKind")?;
-    let api_version = pk.get("apiVersion")?.as_str()?;
-    let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
-    Some((group.to_owned(), pk.get("kind")?.as_str()?.to_owned()))
-}
-
 fn group_kind(doc: &Value) -> (String, String) {
     let api_version = doc.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
@@ -93,7 +85,7 @@ impl LastGood {
         for _ in 0..=2 * policies.len() {
             let param_kinds: BTreeSet<(String, String)> = current
                 .iter()
-                .filter_map(|(_, v)| param_kind_of(v))
+                .filter_map(|(_, v)| crate::param_kind(v).map(|p| (p.group, p.kind)))
                 .collect();
             let context = context.iter().filter(|doc| {
                 let gk = group_kind(doc);

@@ -41,6 +41,7 @@ mod eval;
 mod last_good;
 mod load;
 mod matching;
+mod references;
 
 mod selector;
 mod set;
@@ -53,11 +54,12 @@ pub use crd::{
 };
 pub use decision::{Actions, AppliedPatch, Decision, Evaluation, Outcome, PolicyId, PolicyKind};
 pub use error::{ErrorList, PolicyError};
-pub use last_good::{Compiled, LastGood, Rejected, param_kind_of};
+pub use last_good::{Compiled, LastGood, Rejected};
 pub use load::{LoadStats, load_policy_paths, read_documents};
 pub use rampart_core::request::{
     GroupVersionKind, GroupVersionResource, Request, RequestError, UserInfo,
 };
+pub use references::{MatchedKind, ParamKindRef, matched_kinds, param_kind};
 pub use set::{CompileOptions, Document, PolicySet, RequestKey, policy_label};
 pub use store::{PolicyStore, ReloadSummary};
 
