@@ -89,8 +89,9 @@ impl Audited {
     }
 }
 
-/// Evaluates one live object as if it were being created.
-pub fn evaluate(set: &PolicySet, obj: &Value) -> Vec<Row> {
+/// Evaluates one live object as if it were being created, in its
+/// Namespace `namespace` (for namespace selectors and `namespaceObject`).
+pub fn evaluate(set: &PolicySet, obj: &Value, namespace: Option<&Value>) -> Vec<Row> {
     // What the API server adds is noise to the policies: an object that
     // still has managedFields is copied without them, others are borrowed.
     let has_managed_fields = obj.pointer("/metadata/managedFields").is_some();
@@ -103,9 +104,12 @@ pub fn evaluate(set: &PolicySet, obj: &Value) -> Vec<Row> {
     } else {
         Request::create_borrowed(obj)
     };
-    let Ok(req) = req else {
+    let Ok(mut req) = req else {
         return Vec::new();
     };
+    if !req.is_namespace() {
+        req.namespace_object = namespace.map(std::borrow::Cow::Borrowed);
+    }
     let eval = set.evaluate(&req);
     eval.decisions
         .iter()
@@ -235,7 +239,7 @@ mod tests {
         let objs: Vec<(ObjectKey, Audited)> = (0..10)
             .map(|i| {
                 let d = deployment(&format!("d{i}"), if i % 2 == 0 { 9 } else { 1 });
-                let rows = evaluate(&set, &d);
+                let rows = evaluate(&set, &d, None);
                 (
                     ObjectKey::of(&d).unwrap(),
                     Audited {

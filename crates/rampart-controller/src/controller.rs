@@ -240,7 +240,8 @@ impl State {
         {
             return;
         }
-        let rows = audit::evaluate(&self.set, &value);
+        let namespace = self.namespaces.get(&key.namespace);
+        let rows = audit::evaluate(&self.set, &value, namespace);
         let audited = Audited {
             uid: meta["uid"].as_str().unwrap_or_default().to_owned(),
             resource_version: rv.to_owned(),
@@ -279,9 +280,15 @@ impl State {
     }
 
     fn reevaluate_all(&mut self) {
+        self.reevaluate(|_| true);
+    }
+
+    /// Audits again the objects `which` selects (a policy change: all; a
+    /// Namespace's labels: the objects in it).
+    fn reevaluate(&mut self, which: impl Fn(&ObjectKey) -> bool) {
         let set = self.set.clone();
-        for (key, (value, audited)) in self.objects.iter_mut() {
-            let rows = audit::evaluate(&set, value);
+        for (key, (value, audited)) in self.objects.iter_mut().filter(|(k, _)| which(k)) {
+            let rows = audit::evaluate(&set, value, self.namespaces.get(&key.namespace));
             if rows != audited.rows {
                 audited.rows = rows;
                 self.dirty.insert(scope_of(key));
@@ -332,8 +339,9 @@ impl State {
     fn compile(&mut self) -> Result<(), String> {
         self.param_kinds = param_kinds(self.policies.values());
         let docs = self.policy_documents();
-        let mut context = self.param_objects();
-        context.extend(self.namespaces.values().cloned());
+        // Namespaces are not compiled in: the audit hands each object its
+        // Namespace, so a label change re-audits that namespace only.
+        let context = self.param_objects();
         match self.last_good.compile(
             &docs,
             &context,
@@ -563,10 +571,10 @@ impl State {
                 .to_owned();
             let labels_changed = self.namespaces.get(&name).map(|v| &v["metadata"]["labels"])
                 != Some(&value["metadata"]["labels"]);
+            self.namespaces.insert(name.clone(), value.clone());
             if labels_changed {
-                self.recompile = true;
+                self.reevaluate(|k| k.namespace == name);
             }
-            self.namespaces.insert(name, value.clone());
         }
         if self.is_param_kind(group, kind) {
             self.recompile = true;
@@ -582,9 +590,9 @@ impl State {
             self.recompile = true;
             return;
         }
-        if key.kind == "Namespace" {
-            self.namespaces.remove(&key.name);
-            self.recompile = true;
+        if key.kind == "Namespace" && self.namespaces.remove(&key.name).is_some() {
+            let name = key.name.clone();
+            self.reevaluate(|k| k.namespace == name);
         }
         if self.is_param_kind(group, &key.kind) {
             self.recompile = true;
@@ -1261,6 +1269,50 @@ mod tests {
         );
         assert!(st.policies.is_empty());
         assert!(st.recompile);
+    }
+
+    #[test]
+    fn a_namespace_label_change_reaudits_that_namespace_without_recompiling() {
+        let mut st = State::default();
+        st.policies.insert(
+            ("ClusterPolicy".into(), String::new(), "p".into()),
+            json!({"apiVersion": "rampart.dev/v1alpha1", "kind": "ClusterPolicy",
+                "metadata": {"name": "p"},
+                "spec": {"matchConstraints": {"kinds": ["Pod"],
+                    "namespaceSelector": {"matchLabels": {"strict": "yes"}}},
+                    "validations": [{"name": "v",
+                        "expression": "namespaceObject.metadata.labels.strict == 'yes' && false"}]}}),
+        );
+        st.compile().unwrap();
+        st.recompile = false;
+        let ns = |strict: &str, rv: &str| {
+            json!({"apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": "team", "resourceVersion": rv, "labels": {"strict": strict}}})
+        };
+        let mut other = pod("o", "1", true);
+        other["metadata"]["namespace"] = json!("elsewhere");
+        st.apply("Namespace", "", false, ns("no", "1"));
+        st.apply("Pod", "", false, pod("a", "1", true));
+        st.apply("Pod", "", false, other.clone());
+        let a = ObjectKey::of(&pod("a", "1", true)).unwrap();
+        let o = ObjectKey::of(&other).unwrap();
+        assert!(st.objects[&a].1.rows.is_empty(), "not selected yet");
+
+        // The label now selects the namespace: its pod fails, judged by
+        // the Namespace the audit hands it; the other namespace is not
+        // touched, and nothing is recompiled.
+        st.dirty.clear();
+        st.apply("Namespace", "", false, ns("yes", "2"));
+        assert_eq!(st.objects[&a].1.rows[0].result, ResultKind::Fail);
+        assert!(st.objects[&o].1.rows.is_empty());
+        assert!(st.dirty.contains(&Some("team".to_owned())));
+        assert!(!st.dirty.contains(&Some("elsewhere".to_owned())));
+        assert!(!st.recompile);
+
+        // The Namespace deleted: its pod is judged without it again.
+        let key = ObjectKey::of(&ns("yes", "2")).unwrap();
+        st.delete("", false, &key);
+        assert!(st.objects[&a].1.rows.is_empty());
     }
 
     #[test]

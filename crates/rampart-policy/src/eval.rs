@@ -136,7 +136,7 @@ impl PolicySet {
         let only_views: Vec<ObjectView<'_>> = views.iter().map(|(_, v)| v.clone()).collect();
         let requests: Vec<Option<Request>> = views
             .iter()
-            .map(|(i, _)| Request::create(objects[*i].clone()).ok())
+            .map(|(i, _)| Request::create_borrowed(&objects[*i]).ok())
             .collect();
         for u in units {
             let builtin = u.body.builtin.as_ref().expect("filtered");
